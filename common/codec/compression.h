@@ -1,0 +1,44 @@
+// Stream (de)compression: gzip (zlib) and zstd behind our stream types.
+//
+// Layer blobs in image archives may be plain tar, gzip or zstd; open_decompressed()
+// sniffs the magic bytes and returns a source of the plain bytes. Only
+// gzip.cpp includes <zlib.h> and only zstd.cpp includes <zstd.h>.
+// Decompressors bound their output only by the consumer: callers that accept
+// untrusted input pair them with a LimitedSource or a size check.
+//
+// Thread safety: none; one owner per object.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/io/stream.h"
+
+namespace deltasync {
+
+enum class Compression { kNone, kGzip, kZstd };
+
+std::string_view compression_name(Compression c);
+// Looks at the first bytes of a stream.
+Compression detect_compression(std::string_view head);
+
+// Decompresses gzip (including concatenated members).
+std::unique_ptr<ByteSource> make_gunzip_source(std::unique_ptr<ByteSource> inner, std::string name);
+// Decompresses zstd (including concatenated frames).
+std::unique_ptr<ByteSource> make_unzstd_source(std::unique_ptr<ByteSource> inner, std::string name);
+
+// Returns a source of plain bytes, detecting gzip or zstd by their magic.
+Result<std::unique_ptr<ByteSource>> open_decompressed(std::unique_ptr<ByteSource> inner,
+                                                      std::string name,
+                                                      Compression* detected = nullptr);
+
+// Compressing sinks: write plain bytes, the compressed stream goes to `out`.
+std::unique_ptr<ByteSink> make_gzip_sink(ByteSink& out, int level);
+std::unique_ptr<ByteSink> make_zstd_sink(ByteSink& out, int level, int threads = 0);
+
+// One-shot helpers for small buffers.
+Result<std::string> zstd_compress(std::string_view data, int level);
+Result<std::string> zstd_decompress(std::string_view data, size_t max_size);
+
+}  // namespace deltasync

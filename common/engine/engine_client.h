@@ -1,0 +1,89 @@
+// Container-engine client: the Docker Engine API over its unix socket
+// (Boost.Beast HTTP/1.1). Podman's Docker-compatible socket speaks the same.
+//
+// Each call opens its own connection, so an EngineClient may be shared by
+// threads as long as calls do not overlap on one object (it holds no socket
+// between calls). Every network operation has a deadline (EngineOptions).
+// Engine failures become Errors that name the engine and what to do:
+//   "no such image app:2.0.0 in the engine at unix:///var/run/docker.sock"
+//   "cannot reach the engine at unix:///run/x.sock: connection refused
+//    (is dockerd running? set --engine or DOCKER_HOST)"
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/io/stream.h"
+
+namespace deltasync {
+
+struct EngineOptions {
+  // "unix:///path/to/socket"; see resolve_engine_address().
+  std::string address;
+  // Deadline for connecting and for each read/write while streaming.
+  std::chrono::seconds io_timeout{300};
+};
+
+// --engine value if non-empty, else $DOCKER_HOST, else unix:///var/run/docker.sock.
+// Only unix:// addresses are supported (clear error otherwise).
+Result<std::string> resolve_engine_address(const std::string& flag_value);
+
+struct EngineVersion {
+  std::string version;      // e.g. "20.10.24+dfsg1"
+  std::string api_version;  // e.g. "1.41"
+  std::string os;
+  std::string arch;
+};
+
+struct EngineImageSummary {
+  std::string id;  // "sha256:<hex>" (the config digest)
+  std::vector<std::string> repo_tags;
+  int64_t size = 0;
+  int64_t created = 0;
+};
+
+struct EngineImageDetail {
+  std::string id;  // "sha256:<hex>"
+  std::vector<std::string> repo_tags;
+  std::vector<std::string> diff_ids;  // RootFS.Layers, "sha256:<hex>"
+  std::string os;
+  std::string architecture;
+  int64_t size = 0;
+};
+
+class EngineClient {
+ public:
+  explicit EngineClient(EngineOptions options);
+  ~EngineClient();
+  EngineClient(const EngineClient&) = delete;
+  EngineClient& operator=(const EngineClient&) = delete;
+
+  const std::string& address() const { return options_.address; }
+
+  Status ping();
+  Result<EngineVersion> version();
+  Result<std::vector<EngineImageSummary>> list_images();
+  // `name` is a reference ("app:2.0.0", "app" meaning app:latest) or an ID.
+  // A missing image is ErrorCode::kNotFound.
+  Result<EngineImageDetail> inspect_image(const std::string& name);
+  // GET /images/{name}/get: streams the `docker save` archive into `out`.
+  Status export_image(const std::string& name, ByteSink& out);
+  // POST /images/load: streams a docker-archive from `archive` (chunked).
+  // Returns the engine's progress messages ("Loaded image: app:2.0.0").
+  Result<std::vector<std::string>> load_image(ByteSource& archive);
+  // POST /images/{source}/tag?repo=..&tag=..; target "repo[:tag]".
+  Status tag_image(const std::string& source, const std::string& target);
+  // DELETE /images/{name} (used by tests and store housekeeping).
+  Status remove_image(const std::string& name, bool force);
+
+ private:
+  struct Impl;
+  EngineOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace deltasync

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every build, test and benchmark dependency from Debian 12 packages.
+# Idempotent; needs root (or sudo). Used by the README commands and by CI.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  librsync-dev libboost-dev libboost-system-dev libssl-dev libzstd-dev zstd
+  libspdlog-dev libfmt-dev libprotobuf-dev protobuf-compiler
+  libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
+  zlib1g-dev
+  docker.io tar gzip rsync xz-utils python3 procps iproute2 openssl
+  clang clang-format
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all packages present"
+fi
