@@ -1,0 +1,94 @@
+// The image model: what an image is to deltasync, wherever it comes from.
+//
+// An image is its config (JSON bytes whose sha256 is the image ID), an
+// ordered list of layers identified by diff_id (sha256 of the uncompressed
+// layer tar), and the tags it carries. ImageReader opens one from the engine
+// or from a file named with skopeo's transports:
+//   app:2.0.0, sha256:<id>         an image in the local engine
+//   docker-archive:PATH             `docker save` output (legacy or OCI-in-tar)
+//   oci-archive:PATH                an OCI image layout in a tar
+//   oci:DIR[:REF]                   an OCI image layout directory
+// Layer blobs may be uncompressed, gzip or zstd; open_layer() always yields
+// the uncompressed tar and fails at its end unless it hashes to the diff_id.
+//
+// Ownership: an ImageReader owns whatever it opened (archive descriptor,
+// temp export file, removed on destruction). Layer sources borrow the reader
+// and must not outlive it. Not thread-safe; open one reader per thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/crypto/digest.h"
+#include "common/io/stream.h"
+
+namespace deltasync {
+
+class EngineClient;
+
+struct ImageRef {
+  enum class Transport { kEngine, kDockerArchive, kOciArchive, kOciDir };
+  Transport transport = Transport::kEngine;
+  std::string location;  // engine reference/ID, or file/directory path
+  std::string oci_ref;   // oci:DIR:REF  (org.opencontainers.image.ref.name), optional
+  std::string original;  // as the user wrote it
+
+  static Result<ImageRef> parse(const std::string& text);
+  bool is_engine() const { return transport == Transport::kEngine; }
+};
+
+struct LayerInfo {
+  Digest diff_id;
+  uint64_t blob_size = 0;  // bytes in the archive (compressed size if compressed)
+  std::string blob_name;   // member path in the archive / directory
+};
+
+struct ImageInfo {
+  std::string config_bytes;  // exact bytes; sha256 is the image ID
+  Digest image_id;           // sha256 of config_bytes
+  std::vector<LayerInfo> layers;
+  std::vector<std::string> tags;  // "repo:tag" references carried by the image
+  std::string os;
+  std::string architecture;
+
+  std::vector<Digest> diff_ids() const;
+};
+
+class ImageReader {
+ public:
+  virtual ~ImageReader() = default;
+  virtual const ImageInfo& info() const = 0;
+  // Uncompressed layer tar i; verified against its diff_id at end of stream.
+  virtual Result<std::unique_ptr<ByteSource>> open_layer(size_t index) = 0;
+  // Where the image came from, for messages.
+  virtual std::string describe() const = 0;
+};
+
+// Opens an image. `engine` is used for engine references (may be null when
+// the reference is a file; then an engine reference is an error).
+Result<std::unique_ptr<ImageReader>> open_image(const ImageRef& ref, EngineClient* engine);
+
+// Writes a docker-archive (the legacy `docker save` layout: manifest.json,
+// <config-hex>.json, <diffid-hex>/layer.tar) that `docker load` accepts.
+// Layers are added in order with their exact size; the writer streams them.
+class DockerArchiveWriter {
+ public:
+  DockerArchiveWriter(ByteSink& out, std::string config_bytes, std::vector<std::string> tags);
+  // Adds the next layer (uncompressed tar of `size` bytes from `content`).
+  Status add_layer(const Digest& diff_id, uint64_t size, ByteSource& content);
+  // Writes manifest.json and the end of the archive.
+  Status finish();
+
+ private:
+  ByteSink& out_;
+  std::string config_bytes_;
+  std::vector<std::string> tags_;
+  std::vector<std::string> layer_paths_;
+  int64_t mtime_ = 0;
+  bool config_written_ = false;
+};
+
+}  // namespace deltasync
