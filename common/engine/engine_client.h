@@ -70,7 +70,8 @@ class EngineClient {
   // `name` is a reference ("app:2.0.0", "app" meaning app:latest) or an ID.
   // A missing image is ErrorCode::kNotFound.
   Result<EngineImageDetail> inspect_image(const std::string& name);
-  // GET /images/{name}/get: streams the `docker save` archive into `out`.
+  // GET /images/{name}/get: streams the `docker save` archive into `out`
+  // (out.finish() is not called; the caller finishes/publishes it).
   Status export_image(const std::string& name, ByteSink& out);
   // POST /images/load: streams a docker-archive from `archive` (chunked).
   // Returns the engine's progress messages ("Loaded image: app:2.0.0").

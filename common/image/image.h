@@ -11,9 +11,11 @@
 // Layer blobs may be uncompressed, gzip or zstd; open_layer() always yields
 // the uncompressed tar and fails at its end unless it hashes to the diff_id.
 //
-// Ownership: an ImageReader owns whatever it opened (archive descriptor,
-// temp export file, removed on destruction). Layer sources borrow the reader
-// and must not outlive it. Not thread-safe; open one reader per thread.
+// Ownership: an ImageReader owns whatever it opened (archive descriptor; an
+// engine export goes to a temp file under default_temp_parent() that is
+// unlinked as soon as it is created, so it vanishes with the reader or the
+// process). Layer sources borrow the reader and must not outlive it.
+// Not thread-safe; open one reader per thread.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +35,9 @@ struct ImageRef {
   enum class Transport { kEngine, kDockerArchive, kOciArchive, kOciDir };
   Transport transport = Transport::kEngine;
   std::string location;  // engine reference/ID, or file/directory path
-  std::string oci_ref;   // oci:DIR:REF  (org.opencontainers.image.ref.name), optional
+  // Optional selector after PATH/DIR (oci:DIR:REF, docker-archive:PATH:REF):
+  // picks one image by ref name / tag when the archive holds several.
+  std::string oci_ref;
   std::string original;  // as the user wrote it
 
   static Result<ImageRef> parse(const std::string& text);
@@ -73,22 +77,38 @@ Result<std::unique_ptr<ImageReader>> open_image(const ImageRef& ref, EngineClien
 
 // Writes a docker-archive (the legacy `docker save` layout: manifest.json,
 // <config-hex>.json, <diffid-hex>/layer.tar) that `docker load` accepts.
-// Layers are added in order with their exact size; the writer streams them.
+// Layers are added in the order of the config's rootfs.diff_ids with their
+// exact size; the writer streams them to `out` and checks each against its
+// diff_id as it goes, so a wrong layer fails add_layer() and the archive is
+// never completed (no manifest.json: `docker load` rejects it).
+//
+// Ownership: borrows `out` (not finished by the writer; the caller finishes
+// it after finish()). Not thread-safe.
 class DockerArchiveWriter {
  public:
   DockerArchiveWriter(ByteSink& out, std::string config_bytes, std::vector<std::string> tags);
   // Adds the next layer (uncompressed tar of `size` bytes from `content`).
+  // kInvalidArgument if it is not the next diff_id of the config; kVerifyFailed
+  // if the content does not hash to it. A diff_id already written (an image
+  // may repeat a layer) is referenced again and `content` is not read.
   Status add_layer(const Digest& diff_id, uint64_t size, ByteSource& content);
-  // Writes manifest.json and the end of the archive.
+  // Writes manifest.json and the end of the archive; fails unless every
+  // layer of the config was added.
   Status finish();
 
  private:
+  Status start();
+  Status write_member(const std::string& path, std::string_view data);
+
   ByteSink& out_;
   std::string config_bytes_;
   std::vector<std::string> tags_;
+  std::vector<Digest> expected_diff_ids_;
   std::vector<std::string> layer_paths_;
   int64_t mtime_ = 0;
   bool config_written_ = false;
+  bool failed_ = false;
+  bool finished_ = false;
 };
 
 }  // namespace deltasync

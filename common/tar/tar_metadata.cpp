@@ -17,7 +17,9 @@ Status TarMetadataWriter::on_entry(const TarEntry& entry) {
   record_ += entry.raw_metadata;
   put_varint(record_, entry.size);
   ++entries_;
-  return ok_status();
+  // Written before the payload so that a reader streaming both at once can
+  // proceed (the padding part follows in on_entry_end).
+  return metadata_.write(record_);
 }
 
 Status TarMetadataWriter::on_payload(std::string_view chunk) {
@@ -25,6 +27,7 @@ Status TarMetadataWriter::on_payload(std::string_view chunk) {
 }
 
 Status TarMetadataWriter::on_entry_end(std::string_view padding) {
+  record_.clear();
   put_varint(record_, padding.size());
   bool zero = std::all_of(padding.begin(), padding.end(), [](char c) { return c == 0; });
   record_.push_back(zero ? 0 : 1);

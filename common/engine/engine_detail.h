@@ -1,0 +1,43 @@
+// Private helpers of the engine client (common/engine only, and its unit
+// tests): URL encoding, splitting a "repo[:tag]" reference, API version
+// negotiation and reading the engine's error bodies. Pure functions, no I/O.
+//
+// Thread safety: pure functions on values.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/util/result.h"
+
+namespace deltasync::engine_detail {
+
+// Percent-encodes `text` for a URL path: keeps unreserved characters and
+// the ones an image reference needs unescaped in a path (':', '@', '/'),
+// as the docker CLI does.
+std::string url_encode_path(std::string_view text);
+// Percent-encodes `text` for a query value: keeps only unreserved characters.
+std::string url_encode_query(std::string_view text);
+
+// Splits a tag target "repo[:tag]" into {repo, tag}; the tag separator is
+// the last ':' after the last '/', so "localhost:5000/app:1" gives
+// {"localhost:5000/app", "1"} and "localhost:5000/app" gives
+// {"localhost:5000/app", "latest"}. Digests ("@sha256:..") and empty parts
+// are kInvalidArgument.
+Result<std::pair<std::string, std::string>> split_tag_target(std::string_view target);
+
+// The newest Engine API version whose answers we know ("1.47").
+inline constexpr std::string_view kMaxApiVersion = "1.47";
+
+// The API version to put in request paths ("/v1.41"), given the engine's
+// API-Version header from /_ping: the older of the engine's and ours; an
+// empty or unparsable header gives "" (no prefix: the engine's own version).
+std::string api_path_prefix(std::string_view engine_api_version);
+
+// The "message" field of an engine's JSON error body, else the body itself
+// (trimmed, shortened), else "HTTP <status>".
+std::string error_message_from_body(std::string_view body, unsigned status);
+
+}  // namespace deltasync::engine_detail

@@ -1,0 +1,202 @@
+// Test support: engine addresses from the CTest fixture and docker CLI helpers
+// (see test_engines.h). Child processes are started with posix_spawnp and
+// their stdout and stderr are read through two pipes.
+//
+// Thread safety: no shared mutable state; `environ` is only read.
+#include "tests/support/test_engines.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+extern char** environ;
+
+namespace deltasync::testing {
+
+namespace {
+
+std::string trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  size_t start = text.find_first_not_of(" \r\n");
+  return start == std::string::npos ? std::string() : text.substr(start);
+}
+
+// The last line of standard output (`docker build -q` and `docker import`
+// print the ID last).
+std::string last_line(const std::string& output) {
+  std::string text = trim(output);
+  size_t pos = text.rfind('\n');
+  return pos == std::string::npos ? text : text.substr(pos + 1);
+}
+
+Error command_error(const std::string& what, const CommandResult& result) {
+  return Error(ErrorCode::kEngine, what + " failed (exit " + std::to_string(result.exit_code) +
+                                       "): " + trim(result.error_output + "\n" + result.output));
+}
+
+}  // namespace
+
+::testing::AssertionResult get_engine_from_env(const char* var, std::string* address) {
+  const char* value = std::getenv(var);
+  if (value == nullptr || *value == '\0') {
+    return ::testing::AssertionFailure()
+           << var << " is not set: this test needs the private engines of the CTest fixture "
+           << "'engines'. Run it through ctest (e.g. `ctest -R engine`), or start engines with "
+           << "scripts/test-engine.sh start sender|receiver and export " << kSenderEngineVar << "/"
+           << kReceiverEngineVar << "=unix://...";
+  }
+  std::string text(value);
+  if (text.rfind("unix://", 0) != 0) {
+    return ::testing::AssertionFailure() << var << "=" << text << " is not a unix:// address";
+  }
+  *address = std::move(text);
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult get_sender_engine(std::string* address) {
+  return get_engine_from_env(kSenderEngineVar, address);
+}
+
+::testing::AssertionResult get_receiver_engine(std::string* address) {
+  return get_engine_from_env(kReceiverEngineVar, address);
+}
+
+void EngineTest::SetUp() {
+  ASSERT_TRUE(get_sender_engine(&sender_engine_));
+  ASSERT_TRUE(get_receiver_engine(&receiver_engine_));
+}
+
+CommandResult run_command(const std::vector<std::string>& argv,
+                          const std::map<std::string, std::string>& extra_env) {
+  CommandResult result;
+  if (argv.empty()) {
+    result.error_output = "run_command: empty argv";
+    return result;
+  }
+  std::vector<std::string> env_strings;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    std::string item(*entry);
+    std::string key = item.substr(0, item.find('='));
+    if (!extra_env.contains(key)) env_strings.push_back(std::move(item));
+  }
+  for (const auto& [key, value] : extra_env) env_strings.push_back(key + "=" + value);
+  std::vector<char*> envp;
+  for (auto& item : env_strings) envp.push_back(item.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> c_argv;
+  for (auto& arg : args) c_argv.push_back(arg.data());
+  c_argv.push_back(nullptr);
+
+  int out_pipe[2];
+  int err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    result.error_output = std::string("pipe: ") + std::strerror(errno);
+    return result;
+  }
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    result.error_output = std::string("pipe: ") + std::strerror(errno);
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    return result;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  pid_t pid = -1;
+  int rc = ::posix_spawnp(&pid, c_argv[0], &actions, nullptr, c_argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (rc != 0) {
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    result.error_output = "cannot run " + argv[0] + ": " + std::strerror(rc);
+    return result;
+  }
+  // Drain both pipes until both reach end of file.
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  std::string* targets[2] = {&result.output, &result.error_output};
+  int open_count = 2;
+  char buffer[65536];
+  while (open_count > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      ssize_t got = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (got > 0) {
+        targets[i]->append(buffer, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_count;
+      }
+    }
+  }
+  for (auto& fd : fds) {
+    if (fd.fd >= 0) ::close(fd.fd);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string docker_cli() {
+  const char* value = std::getenv("DELTASYNC_DOCKER_CLI");
+  return value != nullptr && *value != '\0' ? std::string(value) : std::string("docker");
+}
+
+CommandResult run_docker(const std::string& engine, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{docker_cli(), "-H", engine};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, {{"DOCKER_BUILDKIT", "0"}, {"DOCKER_CLI_HINTS", "false"}});
+}
+
+Result<std::string> import_image(const std::string& engine, const std::filesystem::path& tar,
+                                 const std::string& ref) {
+  CommandResult result = run_docker(engine, {"import", tar.string(), ref});
+  if (!result.ok()) return std::unexpected(command_error("docker import " + ref, result));
+  std::string id = last_line(result.output);
+  if (id.rfind("sha256:", 0) != 0) {
+    return make_error(ErrorCode::kEngine, "docker import " + ref + ": unexpected output: " +
+                                              trim(result.output + result.error_output));
+  }
+  return id;
+}
+
+Result<std::string> build_image(const std::string& engine, const std::filesystem::path& dir,
+                                const std::string& ref) {
+  CommandResult result =
+      run_docker(engine, {"build", "--network", "none", "-q", "-t", ref, dir.string()});
+  if (!result.ok()) return std::unexpected(command_error("docker build " + ref, result));
+  std::string id = last_line(result.output);
+  if (id.rfind("sha256:", 0) != 0) {
+    return make_error(ErrorCode::kEngine, "docker build " + ref + ": unexpected output: " +
+                                              trim(result.output + result.error_output));
+  }
+  return id;
+}
+
+Status remove_image_cli(const std::string& engine, const std::string& ref) {
+  CommandResult result = run_docker(engine, {"rmi", "-f", ref});
+  if (result.ok() || result.error_output.find("No such image") != std::string::npos)
+    return ok_status();
+  return std::unexpected(command_error("docker rmi " + ref, result));
+}
+
+}  // namespace deltasync::testing
