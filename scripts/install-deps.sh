@@ -8,7 +8,7 @@ packages=(
   librsync-dev libboost-dev libboost-system-dev libssl-dev libzstd-dev zstd
   libspdlog-dev libfmt-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
-  zlib1g-dev
+  zlib1g-dev busybox-static
   docker.io tar gzip rsync xz-utils python3 procps iproute2 openssl
   clang clang-format
 )

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end demo on one machine: two private dockerd engines (a build
+# host's and a site's), an app image at 1.0.0 and 2.0.0 built in the build
+# host's engine, and deltasync's view of the update between them.
+#   scripts/demo.sh            set up, build, run the demo
+#   KEEP_ENGINES=1 scripts/demo.sh   leave the engines running afterwards
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+bash scripts/install-deps.sh
+build_dir="${BUILD_DIR:-build}"
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build_dir" --parallel "$(nproc)" --target deltasend
+deltasend="$root/$build_dir/sender/deltasend"
+
+export DELTASYNC_ENGINE_ROOT="${DELTASYNC_ENGINE_ROOT:-/var/tmp/deltasync-demo}"
+cleanup() {
+  if [ -z "${KEEP_ENGINES:-}" ]; then
+    scripts/test-engine.sh stop build-host >/dev/null 2>&1 || true
+    scripts/test-engine.sh stop site >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+work="$(mktemp -d /var/tmp/deltasync-demo-work.XXXXXX)"
+trap cleanup EXIT
+
+echo "== starting two private engines (build host and site)"
+build_engine="$(scripts/test-engine.sh start build-host)"
+site_engine="$(scripts/test-engine.sh start site)"
+echo "   build host: $build_engine"
+echo "   site:       $site_engine"
+bash scripts/make-base-image.sh "$build_engine" deltasync-base:busybox >/dev/null
+bash scripts/make-base-image.sh "$site_engine" deltasync-base:busybox >/dev/null
+
+echo "== building app:1.0.0 and app:2.0.0 (COPY . /app: five large files and three small ones)"
+mkdir -p "$work/v1/app"
+for i in 1 2 3 4 5; do
+  python3 -c "import random,sys; r=random.Random($i); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range(4*1024*1024)))" \
+    >"$work/v1/app/large$i.bin"
+done
+for i in 1 2 3; do printf 'small file %s\n' "$i" >"$work/v1/app/small$i.txt"; done
+printf 'FROM deltasync-base:busybox\nCOPY app /app\n' >"$work/v1/Dockerfile"
+cp -a "$work/v1" "$work/v2"
+# 2.0.0: one large file edited in a few places, one small file changed, one removed, one added.
+python3 - "$work/v2/app/large3.bin" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+for off in (1000, 1_500_000, 3_000_000):
+    b[off:off + 64] = b"edited-in-2.0.0!" * 4
+open(p, "wb").write(b)
+PY
+printf 'small file 2, now changed\n' >"$work/v2/app/small2.txt"
+rm "$work/v2/app/small3.txt"
+printf 'a new file in 2.0.0\n' >"$work/v2/app/new.txt"
+docker_cli="${DELTASYNC_DOCKER_CLI:-docker}"
+DOCKER_BUILDKIT=0 "$docker_cli" -H "$build_engine" build -q --network none -t app:1.0.0 "$work/v1" >/dev/null
+DOCKER_BUILDKIT=0 "$docker_cli" -H "$build_engine" build -q --network none -t app:2.0.0 "$work/v2" >/dev/null
+
+echo "== deltasend diff app:1.0.0 app:2.0.0"
+"$deltasend" --engine "$build_engine" diff app:1.0.0 app:2.0.0
+
+echo "== the same, from archives written by docker save"
+"$docker_cli" -H "$build_engine" save -o "$work/app-1.tar" app:1.0.0
+"$docker_cli" -H "$build_engine" save -o "$work/app-2.tar" app:2.0.0
+"$deltasend" diff --summary "docker-archive:$work/app-1.tar" "docker-archive:$work/app-2.tar"
+echo "== demo finished"
