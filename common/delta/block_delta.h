@@ -1,0 +1,113 @@
+// Block-level deltas for one file: librsync signatures / deltas / patches,
+// and a "local" delta for when the encoder holds the basis itself (zstd
+// with the basis as prefix dictionary, long mode).
+//
+// The rsync path is the network case: the receiver computes a signature of
+// its basis file, the sender computes a delta of the new file against that
+// signature, the receiver patches. The local path gives smaller deltas when
+// the sender has the same basis bytes (bundles, or a sender holding the base
+// image). Both stream: memory is bounded by the signature (about
+// basis_size / block_len * (4 + strong_len) bytes) or, for local deltas, by
+// one segment of the file and its basis window, never by the file size.
+//
+// Only rsync_delta.cpp includes <librsync.h> and only local_delta.cpp
+// includes <zstd.h>.
+//
+// Thread safety: functions are reentrant; objects belong to one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/io/stream.h"
+
+namespace deltasync {
+
+// Random access to a basis file (e.g. a byte range of a layer tar on disk).
+class RandomAccessInput {
+ public:
+  virtual ~RandomAccessInput() = default;
+  virtual uint64_t size() const = 0;
+  // Reads up to buffer.size() bytes at offset; short only at the end.
+  virtual Result<size_t> read_at(uint64_t offset, std::span<char> buffer) = 0;
+};
+
+// A RandomAccessInput over bytes in memory (the view must outlive it).
+class MemoryRandomAccess final : public RandomAccessInput {
+ public:
+  explicit MemoryRandomAccess(std::string_view data) : data_(data) {}
+  uint64_t size() const override { return data_.size(); }
+  Result<size_t> read_at(uint64_t offset, std::span<char> buffer) override;
+
+ private:
+  std::string_view data_;
+};
+
+// A range [offset, offset+length) of a borrowed file descriptor (pread).
+class FileRangeRandomAccess final : public RandomAccessInput {
+ public:
+  FileRangeRandomAccess(int fd, uint64_t offset, uint64_t length) : fd_(fd), offset_(offset), length_(length) {}
+  uint64_t size() const override { return length_; }
+  Result<size_t> read_at(uint64_t offset, std::span<char> buffer) override;
+
+ private:
+  int fd_;
+  uint64_t offset_;
+  uint64_t length_;
+};
+
+// --- librsync ---------------------------------------------------------------
+
+struct SignatureParams {
+  uint32_t block_len = 0;   // bytes per block
+  uint32_t strong_len = 0;  // bytes of the strong (BLAKE2) sum kept per block
+};
+
+// Block size ~ sqrt(size) clamped to [256, 64 KiB]; strong sum long enough
+// that a false match across the whole file is below 2^-40 (not the default).
+SignatureParams choose_signature_params(uint64_t basis_size, uint64_t new_size);
+
+// Computes the signature of a basis stream (the bytes that go on the wire).
+Result<std::string> rsync_signature(ByteSource& basis, const SignatureParams& params);
+
+// A signature loaded and indexed for delta generation.
+class RsyncSignature {
+ public:
+  static Result<std::unique_ptr<RsyncSignature>> load(std::string_view signature_bytes);
+  ~RsyncSignature();
+  RsyncSignature(const RsyncSignature&) = delete;
+  RsyncSignature& operator=(const RsyncSignature&) = delete;
+  struct Impl;
+  Impl* impl() const { return impl_.get(); }
+
+ private:
+  explicit RsyncSignature(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes the librsync delta of `new_file` against `signature` to `delta`.
+Status rsync_delta(const RsyncSignature& signature, ByteSource& new_file, ByteSink& delta);
+
+// Applies a librsync delta to `basis`, writing the new file to `out`. Fails
+// (kCorrupt) if the delta is malformed, refers outside the basis, or would
+// write more than `max_output` bytes.
+Status rsync_patch(RandomAccessInput& basis, ByteSource& delta, ByteSink& out, uint64_t max_output);
+
+// --- local delta (zstd, basis as prefix) --------------------------------------
+
+struct LocalDeltaParams {
+  int level = 3;                         // zstd level (effort)
+  uint64_t segment_bytes = 64ull << 20;  // target bytes per independent segment
+  uint64_t window_margin = 16ull << 20;  // basis bytes before/after the segment's position used as prefix
+  int threads = 1;                       // worker threads for segments
+};
+
+// Encodes `new_file` against `basis`. The output is self-delimiting (a small
+// header, then one zstd frame per segment).
+Status local_delta_encode(RandomAccessInput& basis, RandomAccessInput& new_file, const LocalDeltaParams& params,
+                          ByteSink& delta);
+// Decodes; fails (kCorrupt) on malformed input or output beyond max_output.
+Status local_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSink& out, uint64_t max_output);
+
+}  // namespace deltasync
