@@ -232,14 +232,10 @@ Result<RunResult> run_pipe(const Options& options) {
 
   double cpu_start = thread_cpu_seconds();
   Status split_status = [&]() -> Status {
-    DS_ASSIGN_OR_RETURN(auto input, open_file_source(options.tar));
-    HashingSource hashed_input(*input);
     MetadataChannel::Sink metadata(channel);
     FdSink pipe_sink(std::move(write_end), "payload pipe");
-    BufferedSink buffered(pipe_sink);
-    TeeCountSink payloads(buffered);
-    TarMetadataWriter writer(metadata, &payloads);
-    // Whatever happens, close both streams so the reassembler finishes.
+    // Whatever happens from here on, close both streams so that the
+    // reassembler reaches their end and the join below returns.
     struct CloseOnExit {
       MetadataChannel& channel;
       FdSink& pipe;
@@ -248,6 +244,11 @@ Result<RunResult> run_pipe(const Options& options) {
         (void)pipe.finish();
       }
     } close_on_exit{channel, pipe_sink};
+    DS_ASSIGN_OR_RETURN(auto input, open_file_source(options.tar));
+    HashingSource hashed_input(*input);
+    BufferedSink buffered(pipe_sink);
+    TeeCountSink payloads(buffered);
+    TarMetadataWriter writer(metadata, &payloads);
     DS_RETURN_IF_ERROR(split_tar(hashed_input, writer, options.tar.string()));
     DS_RETURN_IF_ERROR(writer.finish());
     DS_RETURN_IF_ERROR(payloads.finish());
@@ -262,11 +263,18 @@ Result<RunResult> run_pipe(const Options& options) {
   reassembler.join();
   result.total_seconds = seconds_since(start);
 
-  // A reassembly error is usually the cause of a split error (EPIPE).
+  // When both fail, one usually caused the other (a dead reassembler makes
+  // the splitter's writes fail with EPIPE; a failed split truncates the
+  // streams), so report both.
+  if (!split_status && !reassemble_status) {
+    return make_error(split_status.error().code(),
+                      "split: " + split_status.error().message() +
+                          "; reassemble: " + reassemble_status.error().message());
+  }
+  if (!split_status) return std::unexpected(std::move(split_status).error().with_context("split"));
   if (!reassemble_status) {
     return std::unexpected(std::move(reassemble_status).error().with_context("reassemble"));
   }
-  if (!split_status) return std::unexpected(std::move(split_status).error().with_context("split"));
   result.metadata = channel.take();
   return result;
 }

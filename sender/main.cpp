@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "sender/commands/bundle_command.h"
 #include "sender/commands/diff_command.h"
 
 namespace {
@@ -47,12 +48,31 @@ int main(int argc, char** argv) {
       "  deltasend diff app:1.0.0 app:2.0.0\n"
       "  deltasend diff --json docker-archive:old.tar docker-archive:new.tar");
 
+  deltasync::BundleCommandOptions bundle;
+  auto* bundle_cmd = app.add_subcommand("bundle", "write an offline bundle that updates a site holding --base to IMAGE");
+  bundle_cmd->add_option("IMAGE", bundle.image, "the image to ship: app:2.0.0, docker-archive:PATH, ...")->required();
+  bundle_cmd->add_option("--base", bundle.base, "the image the site already has (its layers are not sent)");
+  bundle_cmd->add_option("-o,--output", bundle.output, "the bundle file to write")->required();
+  bundle_cmd->add_option("--effort", bundle.effort, "fast, default or max: encode time against bytes")->capture_default_str();
+  bundle_cmd->add_option("--threads", bundle.threads, "worker threads for deltas")->capture_default_str();
+  bundle_cmd->add_flag("--json", bundle.json, "print the result as JSON");
+  bundle_cmd->add_flag("-q,--quiet", bundle.quiet, "print nothing on success");
+  bundle_cmd->footer(
+      "Examples:\n"
+      "  deltasend bundle app:2.0.0 --base app:1.0.0 -o app-2.0.0.dsb\n"
+      "  deltasend bundle docker-archive:new.tar --base docker-archive:old.tar -o up.dsb --effort max\n"
+      "Apply it on the site with: deltarecvd apply app-2.0.0.dsb");
+
   CLI11_PARSE(app, argc, argv);
   configure_logging(log_level);
 
   if (*diff_cmd) {
     diff.engine = engine;
     return report(deltasync::run_diff_command(diff));
+  }
+  if (*bundle_cmd) {
+    bundle.engine = engine;
+    return report(deltasync::run_bundle_command(bundle));
   }
   return 2;
 }

@@ -37,6 +37,20 @@ Result<std::unique_ptr<ByteSource>> open_decompressed(std::unique_ptr<ByteSource
 std::unique_ptr<ByteSink> make_gzip_sink(ByteSink& out, int level);
 std::unique_ptr<ByteSink> make_zstd_sink(ByteSink& out, int level, int threads = 0);
 
+// zstd with a prefix dictionary (raw content both sides hold, e.g. the basis
+// image's tar headers): matches into it cost a few bits instead of the bytes.
+// The prefix must stay alive and unchanged for the life of the sink/source.
+// window_log 0 picks one that covers the prefix.
+struct ZstdPrefixOptions {
+  int level = 3;
+  int window_log = 0;
+  bool long_distance_matching = false;
+  bool checksum = true;
+};
+std::unique_ptr<ByteSink> make_zstd_prefix_sink(ByteSink& out, std::string_view prefix, const ZstdPrefixOptions& options);
+std::unique_ptr<ByteSource> make_unzstd_prefix_source(std::unique_ptr<ByteSource> inner, std::string name,
+                                                      std::string_view prefix);
+
 // One-shot helpers for small buffers.
 Result<std::string> zstd_compress(std::string_view data, int level);
 Result<std::string> zstd_decompress(std::string_view data, size_t max_size);

@@ -19,10 +19,11 @@ Error zstd_error(size_t code, std::string_view context) {
 
 class UnzstdSource final : public ByteSource {
  public:
-  UnzstdSource(std::unique_ptr<ByteSource> inner, std::string name)
-      : inner_(std::move(inner)), name_(std::move(name)), in_(ZSTD_DStreamInSize()) {
+  UnzstdSource(std::unique_ptr<ByteSource> inner, std::string name, std::string_view prefix = {})
+      : inner_(std::move(inner)), name_(std::move(name)), in_(ZSTD_DStreamInSize()), prefix_(prefix) {
     ctx_ = ZSTD_createDCtx();
     ZSTD_DCtx_setParameter(ctx_, ZSTD_d_windowLogMax, kMaxWindowLog);
+    if (!prefix_.empty()) ZSTD_DCtx_refPrefix(ctx_, prefix_.data(), prefix_.size());
   }
   ~UnzstdSource() override { ZSTD_freeDCtx(ctx_); }
 
@@ -41,6 +42,8 @@ class UnzstdSource final : public ByteSource {
       size_t rc = ZSTD_decompressStream(ctx_, &out, &input_);
       if (ZSTD_isError(rc)) return std::unexpected(zstd_error(rc, name_ + ": zstd data is corrupt"));
       frame_done_ = (rc == 0);
+      // A prefix applies to one frame; re-reference it for the next.
+      if (frame_done_ && !prefix_.empty()) ZSTD_DCtx_refPrefix(ctx_, prefix_.data(), prefix_.size());
     }
     return out.pos;
   }
@@ -50,6 +53,7 @@ class UnzstdSource final : public ByteSource {
   std::string name_;
   std::vector<char> in_;
   ZSTD_inBuffer input_{nullptr, 0, 0};
+  std::string_view prefix_;
   ZSTD_DCtx* ctx_;
   bool frame_done_ = true;
 };
@@ -60,6 +64,20 @@ class ZstdSink final : public ByteSink {
     ctx_ = ZSTD_createCCtx();
     ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, level);
     if (threads > 0) ZSTD_CCtx_setParameter(ctx_, ZSTD_c_nbWorkers, threads);
+  }
+  ZstdSink(ByteSink& out, std::string_view prefix, const ZstdPrefixOptions& options)
+      : out_(out), buf_(ZSTD_CStreamOutSize()) {
+    ctx_ = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, options.level);
+    ZSTD_CCtx_setParameter(ctx_, ZSTD_c_checksumFlag, options.checksum ? 1 : 0);
+    int window_log = options.window_log;
+    if (window_log == 0 && !prefix.empty()) {
+      window_log = 20;
+      while (window_log < kMaxWindowLog && (uint64_t{1} << window_log) < prefix.size() * 2) ++window_log;
+    }
+    if (window_log) ZSTD_CCtx_setParameter(ctx_, ZSTD_c_windowLog, window_log);
+    if (options.long_distance_matching) ZSTD_CCtx_setParameter(ctx_, ZSTD_c_enableLongDistanceMatching, 1);
+    if (!prefix.empty()) ZSTD_CCtx_refPrefix(ctx_, prefix.data(), prefix.size());
   }
   ~ZstdSink() override { ZSTD_freeCCtx(ctx_); }
   Status write(std::string_view data) override { return pump(data, ZSTD_e_continue); }
@@ -96,6 +114,16 @@ std::unique_ptr<ByteSource> make_unzstd_source(std::unique_ptr<ByteSource> inner
 
 std::unique_ptr<ByteSink> make_zstd_sink(ByteSink& out, int level, int threads) {
   return std::make_unique<ZstdSink>(out, level, threads);
+}
+
+std::unique_ptr<ByteSink> make_zstd_prefix_sink(ByteSink& out, std::string_view prefix,
+                                                const ZstdPrefixOptions& options) {
+  return std::make_unique<ZstdSink>(out, prefix, options);
+}
+
+std::unique_ptr<ByteSource> make_unzstd_prefix_source(std::unique_ptr<ByteSource> inner, std::string name,
+                                                      std::string_view prefix) {
+  return std::make_unique<UnzstdSource>(std::move(inner), std::move(name), prefix);
 }
 
 Result<std::string> zstd_compress(std::string_view data, int level) {

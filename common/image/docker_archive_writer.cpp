@@ -87,6 +87,18 @@ Status DockerArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, Byte
   return ok_status();
 }
 
+Status DockerArchiveWriter::skip_layer(const Digest& diff_id) {
+  DS_RETURN_IF_ERROR(start());
+  size_t index = layer_paths_.size();
+  if (index >= expected_diff_ids_.size() || expected_diff_ids_[index] != diff_id) {
+    failed_ = true;
+    return make_error(ErrorCode::kInvalidArgument, "docker-archive writer: layer " + std::to_string(index + 1) +
+                                                       " (" + diff_id.str() + ") is not the config's next layer");
+  }
+  layer_paths_.push_back(diff_id.hex() + "/layer.tar");
+  return ok_status();
+}
+
 Status DockerArchiveWriter::finish() {
   DS_RETURN_IF_ERROR(start());
   if (layer_paths_.size() != expected_diff_ids_.size()) {

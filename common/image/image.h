@@ -92,6 +92,10 @@ class DockerArchiveWriter {
   // if the content does not hash to it. A diff_id already written (an image
   // may repeat a layer) is referenced again and `content` is not read.
   Status add_layer(const Digest& diff_id, uint64_t size, ByteSource& content);
+  // Lists the next layer in manifest.json without writing its tar: for a
+  // load into an engine that already holds this layer chain (Docker's load
+  // reads a layer's file only when the layer is missing).
+  Status skip_layer(const Digest& diff_id);
   // Writes manifest.json and the end of the archive; fails unless every
   // layer of the config was added.
   Status finish();

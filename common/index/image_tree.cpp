@@ -33,7 +33,8 @@ void erase_children(std::map<std::string, FileRecord>& files, const std::string&
 ImageTree build_image_tree(const std::vector<const LayerIndex*>& layers) {
   ImageTree tree;
   auto& files = tree.files;
-  for (const LayerIndex* layer : layers) {
+  for (uint32_t layer_number = 0; layer_number < layers.size(); ++layer_number) {
+    const LayerIndex* layer = layers[layer_number];
     // Deletions apply to the layers beneath, so handle them first.
     for (const FileRecord& r : layer->entries) {
       std::string_view base = base_name(r.path);
@@ -55,6 +56,7 @@ ImageTree build_image_tree(const std::vector<const LayerIndex*>& layers) {
         erase_children(files, r.path);
       }
       FileRecord copy = r;
+      copy.layer = layer_number;
       if (r.kind == FileKind::kHardlink) {
         auto target = files.find(r.link_target);
         if (target != files.end()) {

@@ -52,6 +52,7 @@ class IndexingVisitor final : public TarVisitor {
     r.dev_minor = e.dev_minor;
     r.entry_index = index_.entries.size();
     r.payload_offset = e.offset + e.raw_metadata.size();
+    r.raw_metadata = e.raw_metadata;
     index_.entries.push_back(std::move(r));
     return ok_status();
   }

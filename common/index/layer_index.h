@@ -39,6 +39,8 @@ struct FileRecord {
   // Position in the layer: entry ordinal and payload offset in the tar.
   uint64_t entry_index = 0;
   uint64_t payload_offset = 0;
+  uint32_t layer = 0;         // position of the layer in the image (set by build_image_tree)
+  std::string raw_metadata;   // the entry's header bytes exactly as in the tar
 };
 
 struct LayerIndex {

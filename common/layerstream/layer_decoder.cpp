@@ -1,0 +1,282 @@
+// The layer-stream decoder: the inverse of layer_encoder.cpp. It reads the
+// zstd-compressed records one at a time and writes the rebuilt layer tar
+// sequentially, hashing it as it goes. Every reference is checked before
+// use: basis entry and content numbers must exist, earlier entries must be
+// earlier, deltas may not write more than the header's size nor read outside
+// their basis file, and the total is bounded; anything else is kCorrupt
+// naming the entry.
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/codec/compression.h"
+#include "common/delta/block_delta.h"
+#include "common/layerstream/header_codec.h"
+#include "common/layerstream/layer_stream.h"
+#include "common/tar/tar_split.h"
+#include "common/util/varint.h"
+
+namespace deltasync {
+
+namespace {
+
+int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+Result<uint64_t> read_varint(ByteSource& in) {
+  uint64_t value = 0;
+  for (int shift = 0; shift < 70; shift += 7) {
+    char c;
+    DS_RETURN_IF_ERROR(read_exact(in, std::span<char>(&c, 1), "layer stream"));
+    auto byte = static_cast<uint8_t>(c);
+    value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return value;
+  }
+  return make_error(ErrorCode::kCorrupt, "layer stream: varint too long");
+}
+
+Result<char> read_byte(ByteSource& in) {
+  char c;
+  DS_RETURN_IF_ERROR(read_exact(in, std::span<char>(&c, 1), "layer stream"));
+  return c;
+}
+
+// Writes to a file descriptor, tracking the offset and hashing.
+class LayerOutput final : public ByteSink {
+ public:
+  LayerOutput(int fd, uint64_t limit) : fd_(fd), limit_(limit), buffer_(1 << 20, '\0') {}
+  Status write(std::string_view data) override {
+    if (offset_ + data.size() > limit_) {
+      return make_error(ErrorCode::kCorrupt, "layer stream: rebuilt layer exceeds the size limit");
+    }
+    hasher_.update(data);
+    offset_ += data.size();
+    if (used_ + data.size() > buffer_.size()) DS_RETURN_IF_ERROR(flush());
+    if (data.size() >= buffer_.size()) return write_fd(data);
+    std::memcpy(buffer_.data() + used_, data.data(), data.size());
+    used_ += data.size();
+    return ok_status();
+  }
+  Status flush() {
+    Status s = write_fd(std::string_view(buffer_.data(), used_));
+    used_ = 0;
+    return s;
+  }
+  uint64_t offset() const { return offset_; }
+  Digest digest() { return hasher_.finish(); }
+
+ private:
+  Status write_fd(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::write(fd_, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return std::unexpected(errno_error(errno, "write rebuilt layer"));
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return ok_status();
+  }
+  int fd_;
+  uint64_t limit_;
+  std::string buffer_;
+  size_t used_ = 0;
+  uint64_t offset_ = 0;
+  Sha256 hasher_;
+};
+
+// Payload size of a rebuilt header (parsed with the same code as the splitter).
+Result<uint64_t> payload_size_of(const std::string& raw_metadata) {
+  MemorySource source(raw_metadata);
+  TarEntryReader reader(source, "rebuilt header");
+  DS_ASSIGN_OR_RETURN(auto entry, reader.next());
+  if (!entry) return make_error(ErrorCode::kCorrupt, "layer stream: rebuilt header is empty");
+  return entry->size;
+}
+
+}  // namespace
+
+struct LayerStreamDecoder::Impl {
+  const Basis& basis;
+  const LayerFiles& basis_files;
+  DecoderLimits limits;
+  std::vector<EarlierEntry> earlier;  // by global entry number (size 0 when no payload)
+};
+
+LayerStreamDecoder::LayerStreamDecoder(const Basis& basis, const LayerFiles& basis_files, DecoderLimits limits)
+    : impl_(std::make_unique<Impl>(Impl{basis, basis_files, limits, {}})) {}
+LayerStreamDecoder::~LayerStreamDecoder() = default;
+
+Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compressed, int out_fd,
+                                                              const std::string& name) {
+  Impl& im = *impl_;
+  struct Borrow final : ByteSource {
+    explicit Borrow(ByteSource& s) : s_(s) {}
+    Result<size_t> read(std::span<char> b) override { return s_.read(b); }
+    ByteSource& s_;
+  };
+  auto plain = make_unzstd_prefix_source(std::make_unique<Borrow>(compressed), name, im.basis.dictionary());
+  BufferedSource in(*plain);
+  LayerOutput out(out_fd, im.limits.max_layer_bytes);
+  HeaderCoder header_coder;
+  int64_t previous_basis_entry = -1;
+  int64_t previous_content = -1;
+  std::vector<char> buffer(kIoChunk);
+  size_t entry_number = 0;
+
+  auto fail = [&](const std::string& what) {
+    return make_error(ErrorCode::kCorrupt, name + ": entry " + std::to_string(entry_number) + ": " + what);
+  };
+  auto copy_range = [&](int fd, uint64_t offset, uint64_t size) -> Status {
+    FileSource source(fd, offset, size, "basis file");
+    return copy_exact(source, out, size, "basis file");
+  };
+
+  while (true) {
+    DS_ASSIGN_OR_RETURN(char tag, read_byte(in));
+    if (tag == 0x12) break;
+    if (tag == 0x10) {
+      DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(in));
+      if (count > (64u << 20)) return fail("trailer too long");
+      std::string zeros(count, '\0');
+      DS_RETURN_IF_ERROR(out.write(zeros));
+      continue;
+    }
+    if (tag == 0x11) {
+      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in));
+      if (len > (64u << 20)) return fail("trailer too long");
+      DS_RETURN_IF_ERROR(copy_exact(in, out, len, "layer stream trailer"));
+      continue;
+    }
+    // An entry: header first.
+    std::string header;
+    const FileRecord* basis_record = nullptr;
+    if (tag == 0x01) {
+      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in));
+      if (len < kTarBlock || len > (64u << 20) || len % kTarBlock != 0) return fail("bad header length");
+      header.resize(len);
+      DS_RETURN_IF_ERROR(read_exact(in, header, "layer stream header"));
+    } else if (tag == 0x02) {
+      DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in));
+      int64_t id = previous_basis_entry + 1 + unzigzag(delta);
+      if (id < 0 || static_cast<uint64_t>(id) >= im.basis.entries().size()) return fail("basis entry out of range");
+      previous_basis_entry = id;
+      basis_record = im.basis.entries()[id];
+      // The coding is at most a few hundred bytes; decode from a bounded peek.
+      std::string coding;
+      DS_ASSIGN_OR_RETURN(uint64_t mask, read_varint(in));
+      put_varint(coding, mask);
+      static constexpr size_t kLengths[17] = {100, 8, 8, 8, 12, 12, 8, 1, 100, 6, 2, 32, 32, 8, 8, 155, 12};
+      static constexpr bool kNumeric[17] = {false, true, true, true, true, true, false, false, false,
+                                            false, false, false, false, true, true, false, false};
+      if (mask >> 17) return fail("bad header coding");
+      for (size_t f = 0; f < 17; ++f) {
+        if (!(mask & (uint64_t{1} << f))) continue;
+        bool raw = true;
+        if (kNumeric[f]) {
+          DS_ASSIGN_OR_RETURN(uint64_t v, read_varint(in));
+          put_varint(coding, v);
+          raw = (v & 1) != 0;
+        }
+        if (raw) {
+          std::string bytes(kLengths[f], '\0');
+          DS_RETURN_IF_ERROR(read_exact(in, bytes, "layer stream header coding"));
+          coding += bytes;
+        }
+      }
+      std::string_view view = coding;
+      DS_ASSIGN_OR_RETURN(header, with_context(header_coder.decode(basis_record->raw_metadata, view), name));
+    } else {
+      return fail("unknown record type " + std::to_string(static_cast<uint8_t>(tag)));
+    }
+    DS_RETURN_IF_ERROR(out.write(header));
+    DS_ASSIGN_OR_RETURN(uint64_t size, with_context(payload_size_of(header), name));
+    uint64_t payload_offset = out.offset();
+
+    if (size > 0) {
+      DS_ASSIGN_OR_RETURN(char op, read_byte(in));
+      switch (op) {
+        case 'S': {
+          if (!basis_record || basis_record->size != size) return fail("'same as basis' without a matching basis entry");
+          int64_t content = im.basis.content_id(basis_record->digest);
+          if (content < 0) return fail("basis entry has no content");
+          const BasisContent& c = im.basis.contents()[content];
+          DS_RETURN_IF_ERROR(copy_range(im.basis_files.fds[c.layer], c.payload_offset, size));
+          break;
+        }
+        case 'C': {
+          DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in));
+          int64_t content = previous_content + 1 + unzigzag(delta);
+          if (content < 0 || static_cast<uint64_t>(content) >= im.basis.contents().size()) {
+            return fail("basis content out of range");
+          }
+          previous_content = content;
+          const BasisContent& c = im.basis.contents()[content];
+          if (c.size != size) return fail("basis content size differs from the header");
+          DS_RETURN_IF_ERROR(copy_range(im.basis_files.fds[c.layer], c.payload_offset, size));
+          break;
+        }
+        case 'E': {
+          DS_ASSIGN_OR_RETURN(uint64_t back, read_varint(in));
+          if (back == 0 || back > im.earlier.size()) return fail("reference to an earlier entry out of range");
+          const EarlierEntry& e = im.earlier[im.earlier.size() - back];
+          if (e.size != size) return fail("earlier entry size differs from the header");
+          DS_RETURN_IF_ERROR(out.flush());
+          DS_RETURN_IF_ERROR(copy_range(e.fd, e.offset, size));
+          break;
+        }
+        case 'L':
+          DS_RETURN_IF_ERROR(copy_exact(in, out, size, "layer stream literal"));
+          break;
+        case 'R':
+        case 'Z': {
+          DS_ASSIGN_OR_RETURN(uint64_t content, read_varint(in));
+          DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in));
+          if (content >= im.basis.contents().size()) return fail("delta basis out of range");
+          const BasisContent& c = im.basis.contents()[content];
+          FileRangeRandomAccess basis_file(im.basis_files.fds[c.layer], c.payload_offset, c.size);
+          LimitedSource delta(in, len);
+          HashingSink count;  // counts what the patch writes
+          struct Tee final : ByteSink {
+            Tee(ByteSink& a, uint64_t& n) : a_(a), n_(n) {}
+            Status write(std::string_view d) override {
+              n_ += d.size();
+              return a_.write(d);
+            }
+            ByteSink& a_;
+            uint64_t& n_;
+          };
+          uint64_t written = 0;
+          Tee tee(out, written);
+          Status patched = op == 'R' ? rsync_patch(basis_file, delta, tee, size)
+                                     : local_delta_decode(basis_file, delta, tee, size);
+          if (!patched) return std::unexpected(std::move(patched).error().with_context(name + ": entry " + std::to_string(entry_number)));
+          if (written != size) return fail("delta produced " + std::to_string(written) + " bytes, header says " + std::to_string(size));
+          if (delta.remaining() != 0) DS_RETURN_IF_ERROR(skip_exact(delta, delta.remaining(), "delta"));
+          break;
+        }
+        default:
+          return fail("unknown payload op " + std::to_string(static_cast<uint8_t>(op)));
+      }
+    }
+    im.earlier.push_back(EarlierEntry{out_fd, payload_offset, size});
+    // Padding.
+    DS_ASSIGN_OR_RETURN(char pad_kind, read_byte(in));
+    uint64_t pad = tar_padding(size);
+    if (pad_kind == 0) {
+      DS_RETURN_IF_ERROR(out.write(std::string(pad, '\0')));
+    } else if (pad_kind == 1) {
+      DS_RETURN_IF_ERROR(copy_exact(in, out, pad, "layer stream padding"));
+    } else {
+      return fail("bad padding marker");
+    }
+    ++entry_number;
+  }
+  // The stream must end here (and the zstd frame's checksum be good).
+  char extra;
+  DS_ASSIGN_OR_RETURN(size_t more, in.read(std::span<char>(&extra, 1)));
+  if (more != 0) return make_error(ErrorCode::kCorrupt, name + ": data after the end of the layer stream");
+  DS_RETURN_IF_ERROR(out.flush());
+  return Output{out.digest(), out.offset()};
+}
+
+}  // namespace deltasync

@@ -1,0 +1,368 @@
+// The layer-stream encoder. For each entry of the target layer, in order:
+//   1. header: coded against the basis entry of the same path when
+//      HeaderCoder can reproduce it, else raw;
+//   2. payload: the cheapest op we can prove: same bytes as that basis entry
+//      ('S'), as any basis content ('C'), as an earlier entry ('E'); else a
+//      block delta against the best basis file (same path; then the same name
+//      in a renamed folder; then the same name elsewhere, closest size),
+//      computed by worker threads ahead of the writer; else a literal.
+// The records go through one zstd stream whose prefix is the basis headers.
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "common/codec/compression.h"
+#include "common/delta/block_delta.h"
+#include "common/layerstream/header_codec.h"
+#include "common/layerstream/layer_stream.h"
+#include "common/tar/tar_entry.h"
+#include "common/util/varint.h"
+
+namespace deltasync {
+
+Result<Effort> parse_effort(const std::string& text) {
+  if (text == "fast") return Effort::kFast;
+  if (text == "default") return Effort::kDefault;
+  if (text == "max") return Effort::kMax;
+  return make_error(ErrorCode::kInvalidArgument, "effort '" + text + "' is not one of fast, default, max");
+}
+
+std::string_view effort_name(Effort effort) {
+  switch (effort) {
+    case Effort::kFast: return "fast";
+    case Effort::kDefault: return "default";
+    case Effort::kMax: return "max";
+  }
+  return "default";
+}
+
+void LayerStreamStats::add(const LayerStreamStats& o) {
+  entries += o.entries;
+  headers_coded += o.headers_coded;
+  headers_raw += o.headers_raw;
+  same_as_basis += o.same_as_basis;
+  same_as_earlier += o.same_as_earlier;
+  literal_files += o.literal_files;
+  literal_bytes += o.literal_bytes;
+  delta_files += o.delta_files;
+  delta_source_bytes += o.delta_source_bytes;
+  delta_bytes += o.delta_bytes;
+  record_bytes += o.record_bytes;
+  stream_bytes += o.stream_bytes;
+}
+
+namespace {
+
+uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+
+constexpr uint64_t kMinDeltaFile = 64;  // below this a literal is as cheap as any delta
+
+struct DeltaResult {
+  char op = 'L';  // 'R', 'Z' or 'L' (no useful delta)
+  uint32_t content_id = 0;
+  std::string bytes;
+  Status status;
+};
+
+// Scores how likely a basis path is an older version of `path`.
+int64_t path_similarity(const std::string& a, const std::string& b) {
+  auto split = [](const std::string& p) {
+    std::vector<std::string_view> parts;
+    size_t i = 0;
+    while (i <= p.size()) {
+      size_t j = p.find('/', i);
+      if (j == std::string::npos) j = p.size();
+      parts.emplace_back(p.data() + i, j - i);
+      i = j + 1;
+    }
+    return parts;
+  };
+  auto pa = split(a), pb = split(b);
+  int64_t score = 0;
+  size_t n = std::min(pa.size(), pb.size());
+  for (size_t i = 0; i < n && pa[pa.size() - 1 - i] == pb[pb.size() - 1 - i]; ++i) score += 4;  // common suffix
+  for (size_t i = 0; i < n && pa[i] == pb[i]; ++i) score += 2;  // common prefix
+  if (pa.size() == pb.size()) score += 1;
+  return score;
+}
+
+}  // namespace
+
+struct LayerStreamEncoder::Impl {
+  const Basis& basis;
+  const LayerFiles& basis_files;
+  EncoderOptions options;
+  // Content already encoded in this image -> global entry number.
+  std::unordered_map<Digest, uint64_t, DigestHash> earlier;
+  uint64_t global_entry = 0;
+
+  Impl(const Basis& b, const LayerFiles& f, EncoderOptions o) : basis(b), basis_files(f), options(o) {}
+
+  std::optional<uint32_t> choose_delta_basis(const FileRecord& target) const {
+    if (target.size < kMinDeltaFile) return std::nullopt;
+    if (const FileRecord* same = basis.find_path(target.path);
+        same && (same->kind == FileKind::kRegular || same->kind == FileKind::kHardlink) && same->size > 0) {
+      int64_t id = basis.content_id(same->digest);
+      if (id >= 0) return static_cast<uint32_t>(id);
+    }
+    if (options.effort == Effort::kFast) return std::nullopt;
+    const auto* named = basis.contents_named(path_base_name(target.path));
+    if (!named) return std::nullopt;
+    std::optional<uint32_t> best;
+    int64_t best_score = -1;
+    uint64_t best_size_gap = UINT64_MAX;
+    for (uint32_t id : *named) {
+      const BasisContent& c = basis.contents()[id];
+      if (c.size * 4 < target.size || c.size > target.size * 4) continue;  // too different to help
+      int64_t score = path_similarity(target.path, c.path);
+      uint64_t gap = c.size > target.size ? c.size - target.size : target.size - c.size;
+      if (score > best_score || (score == best_score && gap < best_size_gap)) {
+        best = id, best_score = score, best_size_gap = gap;
+      }
+    }
+    return best;
+  }
+
+  DeltaResult compute_delta(const FileRecord& target, int layer_fd, uint32_t content_id) const {
+    DeltaResult result;
+    result.content_id = content_id;
+    const BasisContent& c = basis.contents()[content_id];
+    FileRangeRandomAccess basis_file(basis_files.fds[c.layer], c.payload_offset, c.size);
+    FileRangeRandomAccess new_file(layer_fd, target.payload_offset, target.size);
+    LocalDeltaParams params;
+    params.level = options.effort == Effort::kFast ? 1 : options.effort == Effort::kDefault ? 3 : 19;
+    params.threads = 1;
+    StringSink local;
+    result.status = local_delta_encode(basis_file, new_file, params, local);
+    if (!result.status) return result;
+    std::string best = std::move(local.data());
+    char op = 'Z';
+    if (options.effort == Effort::kMax) {
+      FileRangeRandomAccess basis_again(basis_files.fds[c.layer], c.payload_offset, c.size);
+      struct RangeSource final : ByteSource {
+        RangeSource(int fd, uint64_t off, uint64_t len) : file(fd, off, len, "basis file") {}
+        Result<size_t> read(std::span<char> b) override { return file.read(b); }
+        FileSource file;
+      };
+      RangeSource basis_stream(basis_files.fds[c.layer], c.payload_offset, c.size);
+      auto signature = rsync_signature(basis_stream, choose_signature_params(c.size, target.size));
+      if (signature) {
+        auto loaded = RsyncSignature::load(*signature);
+        if (loaded) {
+          RangeSource new_stream(layer_fd, target.payload_offset, target.size);
+          StringSink rsync;
+          if (rsync_delta(**loaded, new_stream, rsync) && rsync.data().size() < best.size()) {
+            best = std::move(rsync.data());
+            op = 'R';
+          }
+        }
+      }
+    }
+    // A delta that is not clearly smaller than the file is not worth a basis read.
+    if (best.size() >= target.size) return result;
+    result.op = op;
+    result.bytes = std::move(best);
+    return result;
+  }
+};
+
+LayerStreamEncoder::LayerStreamEncoder(const Basis& basis, const LayerFiles& basis_files, EncoderOptions options)
+    : impl_(std::make_unique<Impl>(basis, basis_files, options)) {}
+LayerStreamEncoder::~LayerStreamEncoder() = default;
+
+Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSink& out, LayerStreamStats& stats) {
+  Impl& im = *impl_;
+  ZstdPrefixOptions zopts;
+  zopts.level = im.options.effort == Effort::kFast ? 1 : im.options.effort == Effort::kDefault ? 3 : 19;
+  zopts.long_distance_matching = im.options.effort == Effort::kMax;
+  // Counts the compressed bytes; finishing the stream does not finish `out`.
+  struct StreamEnd final : ByteSink {
+    explicit StreamEnd(ByteSink& o) : out(o) {}
+    Status write(std::string_view d) override {
+      count += d.size();
+      return out.write(d);
+    }
+    ByteSink& out;
+    uint64_t count = 0;
+  } counted(out);
+  auto compressed = make_zstd_prefix_sink(counted, im.basis.dictionary(), zopts);
+  BufferedSink records(*compressed, 256 * 1024);
+  uint64_t record_bytes = 0;
+  auto emit = [&](std::string_view bytes) -> Status {
+    record_bytes += bytes.size();
+    return records.write(bytes);
+  };
+
+  // Plan: which entries need a delta job. Jobs run ahead of the writer on
+  // worker threads, at most `threads` at a time.
+  struct Job {
+    size_t entry;
+    std::future<DeltaResult> result;
+  };
+  std::deque<Job> jobs;
+  size_t next_to_plan = 0;
+  const size_t max_inflight = static_cast<size_t>(std::max(1, im.options.threads));
+  HeaderCoder header_coder;
+  int64_t previous_basis_entry = -1;
+  int64_t previous_content = -1;
+
+  // Decides the cheap ops and whether a delta is wanted (without side effects
+  // on `earlier`, which the writer owns).
+  auto wants_delta = [&](const FileRecord& r) -> std::optional<uint32_t> {
+    if (!(r.kind == FileKind::kRegular || r.kind == FileKind::kOther) || r.size == 0) return std::nullopt;
+    if (im.basis.content_id(r.digest) >= 0) return std::nullopt;
+    return im.choose_delta_basis(r);
+  };
+  auto plan_ahead = [&](size_t upto) {
+    while (next_to_plan < index.entries.size() && next_to_plan <= upto + 64 && jobs.size() < max_inflight) {
+      const FileRecord& r = index.entries[next_to_plan];
+      if (auto basis_id = wants_delta(r)) {
+        jobs.push_back(Job{next_to_plan, std::async(std::launch::async, [&im, &r, layer_fd, id = *basis_id] {
+                             return im.compute_delta(r, layer_fd, id);
+                           })});
+      }
+      ++next_to_plan;
+    }
+  };
+
+  std::string rec;
+  std::vector<char> copy_buffer(kIoChunk);
+  uint64_t end_of_entries = 0;
+  for (size_t i = 0; i < index.entries.size(); ++i) {
+    plan_ahead(i);
+    const FileRecord& r = index.entries[i];
+    rec.clear();
+    ++stats.entries;
+    // Header.
+    const FileRecord* basis_record = im.basis.find_path(r.path);
+    bool coded = false;
+    if (basis_record != nullptr) {
+      int64_t id = im.basis.entry_id(basis_record);
+      std::string coding;
+      if (id >= 0 && header_coder.encode(basis_record->raw_metadata, r.raw_metadata, coding)) {
+        rec.push_back(0x02);
+        put_varint(rec, zigzag(id - (previous_basis_entry + 1)));
+        rec += coding;
+        previous_basis_entry = id;
+        coded = true;
+        ++stats.headers_coded;
+      }
+    }
+    if (!coded) {
+      rec.push_back(0x01);
+      put_varint(rec, r.raw_metadata.size());
+      rec += r.raw_metadata;
+      ++stats.headers_raw;
+    }
+    // Payload op.
+    bool has_payload = r.size > 0;
+    if (has_payload) {
+      int64_t content = im.basis.content_id(r.digest);
+      bool basis_same = coded && basis_record->digest == r.digest && basis_record->size == r.size &&
+                        (basis_record->kind == FileKind::kRegular || basis_record->kind == FileKind::kHardlink);
+      std::optional<DeltaResult> delta;
+      if (!jobs.empty() && jobs.front().entry == i) {
+        delta = jobs.front().result.get();
+        jobs.pop_front();
+        DS_RETURN_IF_ERROR(with_context(std::move(delta->status), "delta of /" + r.path));
+      }
+      spdlog::debug("encode /{}: size {} digest {} basis-content {} same-path {}", r.path, r.size, r.digest.short_str(),
+                    content, basis_same);
+      if (content >= 0 && basis_same) {
+        rec.push_back('S');
+        ++stats.same_as_basis;
+      } else if (content >= 0) {
+        rec.push_back('C');
+        put_varint(rec, zigzag(content - (previous_content + 1)));
+        previous_content = content;
+        ++stats.same_as_basis;
+      } else if (auto e = im.earlier.find(r.digest); e != im.earlier.end()) {
+        rec.push_back('E');
+        put_varint(rec, im.global_entry - e->second);
+        ++stats.same_as_earlier;
+      } else if (delta && delta->op != 'L') {
+        rec.push_back(delta->op);
+        put_varint(rec, delta->content_id);
+        put_varint(rec, delta->bytes.size());
+        DS_RETURN_IF_ERROR(emit(rec));
+        rec.clear();
+        DS_RETURN_IF_ERROR(emit(delta->bytes));
+        ++stats.delta_files;
+        stats.delta_source_bytes += r.size;
+        stats.delta_bytes += delta->bytes.size();
+      } else {
+        rec.push_back('L');
+        DS_RETURN_IF_ERROR(emit(rec));
+        rec.clear();
+        FileSource payload(layer_fd, r.payload_offset, r.size, "layer tar");
+        uint64_t remaining = r.size;
+        while (remaining > 0) {
+          size_t want = std::min<uint64_t>(remaining, copy_buffer.size());
+          DS_RETURN_IF_ERROR(read_exact(payload, std::span<char>(copy_buffer.data(), want), "layer tar"));
+          DS_RETURN_IF_ERROR(emit(std::string_view(copy_buffer.data(), want)));
+          remaining -= want;
+        }
+        ++stats.literal_files;
+        stats.literal_bytes += r.size;
+      }
+      if (r.kind == FileKind::kRegular || r.kind == FileKind::kOther) im.earlier.emplace(r.digest, im.global_entry);
+    }
+    // Padding: normally zeros; read it to be sure.
+    uint64_t pad = tar_padding(r.size);
+    std::string padding(pad, '\0');
+    if (pad > 0) {
+      FileSource pad_source(layer_fd, r.payload_offset + r.size, pad, "layer tar");
+      DS_RETURN_IF_ERROR(read_exact(pad_source, padding, "layer tar padding"));
+    }
+    if (std::all_of(padding.begin(), padding.end(), [](char c) { return c == 0; })) {
+      rec.push_back(0x00);
+    } else {
+      rec.push_back(0x01);
+      rec += padding;
+    }
+    DS_RETURN_IF_ERROR(emit(rec));
+    end_of_entries = r.payload_offset + r.size + pad;
+    ++im.global_entry;
+  }
+  // Trailer: the end-of-archive blocks and anything after them.
+  if (index.tar_size < end_of_entries) return make_error(ErrorCode::kInternal, "layer index is inconsistent");
+  uint64_t trailer_size = index.tar_size - end_of_entries;
+  std::string trailer(trailer_size, '\0');
+  if (trailer_size > 64 << 20) return make_error(ErrorCode::kUnsupported, "layer has more than 64 MiB after its end");
+  if (trailer_size > 0) {
+    FileSource source(layer_fd, end_of_entries, trailer_size, "layer tar");
+    DS_RETURN_IF_ERROR(read_exact(source, trailer, "layer tar trailer"));
+  }
+  std::string_view rest = trailer;
+  while (!rest.empty()) {
+    rec.clear();
+    size_t zeros = 0;
+    while (zeros < rest.size() && rest[zeros] == 0) ++zeros;
+    if (zeros > 0) {
+      rec.push_back(0x10);
+      put_varint(rec, zeros);
+      rest.remove_prefix(zeros);
+    } else {
+      size_t other = 0;
+      while (other < rest.size() && rest[other] != 0) ++other;
+      rec.push_back(0x11);
+      put_varint(rec, other);
+      rec.append(rest.substr(0, other));
+      rest.remove_prefix(other);
+    }
+    DS_RETURN_IF_ERROR(emit(rec));
+  }
+  DS_RETURN_IF_ERROR(emit(std::string(1, '\x12')));
+  DS_RETURN_IF_ERROR(records.finish());
+  stats.record_bytes += record_bytes;
+  stats.stream_bytes += counted.count;
+  return ok_status();
+}
+
+}  // namespace deltasync

@@ -1,0 +1,193 @@
+// Steps, each of which can fail without touching the engine until the last:
+//   1. verify the bundle's checksum end to end (truncation, bit flips);
+//   2. find an engine image holding the basis layers; export it and copy
+//      those layers into a scratch workspace, indexing them (same numbering
+//      as the sender's);
+//   3. rebuild every carried layer from its stream; each must hash to its
+//      diff_id; the config must hash to the image ID and list these layers;
+//   4. stream a docker-archive of only the layers the engine lacks into
+//      POST /images/load, then check the image ID and apply the tags.
+#include "receiver/apply/apply_command.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/bundle/bundle_file.h"
+#include "common/engine/engine_client.h"
+#include "common/layerstream/layer_stream.h"
+#include "common/layerstream/layer_workspace.h"
+#include "receiver/apply/find_base.h"
+
+namespace deltasync {
+
+namespace {
+
+Result<std::vector<Digest>> parse_digests(const google::protobuf::RepeatedPtrField<std::string>& list,
+                                          const std::string& what) {
+  std::vector<Digest> out;
+  for (const auto& text : list) {
+    auto d = Digest::parse(text);
+    if (!d) return make_error(ErrorCode::kCorrupt, what + ": " + d.error().message());
+    out.push_back(*d);
+  }
+  return out;
+}
+
+Result<std::vector<Digest>> config_diff_ids(const std::string& config) {
+  auto json = nlohmann::json::parse(config, nullptr, false);
+  if (json.is_discarded() || !json.contains("rootfs") || !json["rootfs"].contains("diff_ids")) {
+    return make_error(ErrorCode::kCorrupt, "image config is not valid JSON with rootfs.diff_ids");
+  }
+  std::vector<Digest> out;
+  for (const auto& d : json["rootfs"]["diff_ids"]) {
+    if (!d.is_string()) return make_error(ErrorCode::kCorrupt, "image config: diff_id is not a string");
+    DS_ASSIGN_OR_RETURN(Digest digest, Digest::parse(d.get<std::string>()));
+    out.push_back(digest);
+  }
+  return out;
+}
+
+// Streams the docker-archive into the engine's load through a pipe.
+Result<std::vector<std::string>> load_through_pipe(EngineClient& engine,
+                                                   const std::function<Status(ByteSink&)>& produce) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::unexpected(errno_error(errno, "pipe"));
+  Status produced;
+  std::thread producer([&] {
+    FdSink sink{UniqueFd{fds[1]}, "image archive pipe"};
+    BufferedSink buffered(sink, 1 << 20);
+    produced = produce(buffered);
+    if (produced) produced = buffered.flush();
+    // Closing the pipe ends the upload; on error the engine sees a truncated archive.
+  });
+  FileSource source{UniqueFd{fds[0]}, "image archive pipe"};
+  auto loaded = engine.load_image(source);
+  // Drain so the producer never blocks on a full pipe after a load error.
+  std::vector<char> drain(1 << 16);
+  while (true) {
+    auto n = source.read(drain);
+    if (!n || *n == 0) break;
+  }
+  producer.join();
+  if (!produced) return std::unexpected(produced.error());
+  return loaded;
+}
+
+}  // namespace
+
+Status run_apply_command(const ApplyCommandOptions& options) {
+  auto started = std::chrono::steady_clock::now();
+  // 1. The bundle, verified end to end before anything else.
+  DS_ASSIGN_OR_RETURN(auto bundle, BundleReader::open(options.bundle));
+  DS_RETURN_IF_ERROR(bundle->verify());
+  const wire::BundleHeader& header = bundle->header();
+  const std::string& config = header.target().config();
+  DS_ASSIGN_OR_RETURN(Digest image_id, Digest::parse(header.target().image_id()));
+  if (Digest::of(config) != image_id) {
+    return make_error(ErrorCode::kVerifyFailed, "bundle " + options.bundle + ": the image config does not hash to the image ID");
+  }
+  DS_ASSIGN_OR_RETURN(auto target_chain, parse_digests(header.target().diff_ids(), "bundle target"));
+  DS_ASSIGN_OR_RETURN(auto config_chain, config_diff_ids(config));
+  if (config_chain != target_chain) {
+    return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": the config's layers differ from the header's");
+  }
+  DS_ASSIGN_OR_RETURN(auto basis_chain, parse_digests(header.basis().diff_ids(), "bundle basis"));
+
+  // 2. The basis, from the engine.
+  DS_ASSIGN_OR_RETURN(std::string address, resolve_engine_address(options.engine));
+  EngineClient engine(EngineOptions{address});
+  DS_RETURN_IF_ERROR(engine.ping());
+  DS_ASSIGN_OR_RETURN(BaseImageMatch base, find_image_with_layers(engine, basis_chain, header.basis().reference()));
+  DS_ASSIGN_OR_RETURN(auto workspace, LayerWorkspace::create(default_temp_parent(), "deltarecvd-apply-"));
+  std::vector<const LayerIndex*> basis_layers;
+  if (!basis_chain.empty()) {
+    ImageRef ref;
+    ref.transport = ImageRef::Transport::kEngine;
+    ref.location = base.image_id;
+    ref.original = base.image_id;
+    DS_ASSIGN_OR_RETURN(auto base_image, open_image(ref, &engine));
+    for (size_t i = 0; i < basis_chain.size(); ++i) {
+      DS_ASSIGN_OR_RETURN(const LayerIndex* index, workspace->add_from_image(*base_image, i));
+      basis_layers.push_back(index);
+    }
+  }
+  Basis basis = Basis::build(basis_layers);
+  LayerFiles basis_files;
+  for (const auto* layer : basis_layers) basis_files.fds.push_back(workspace->fd(layer->diff_id));
+
+  // 3. Rebuild and verify every carried layer.
+  LayerStreamDecoder decoder(basis, basis_files);
+  uint64_t rebuilt_bytes = 0;
+  for (int n = 0; n < header.layers_size(); ++n) {
+    DS_ASSIGN_OR_RETURN(wire::LayerBegin begin, bundle->next_layer());
+    const auto& plan = header.layers(n);
+    DS_ASSIGN_OR_RETURN(Digest diff_id, Digest::parse(plan.diff_id()));
+    if (begin.diff_id() != plan.diff_id() || plan.target_index() >= target_chain.size() ||
+        target_chain[plan.target_index()] != diff_id) {
+      return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": layer " + std::to_string(n + 1) +
+                                                 " does not match the header");
+    }
+    std::string name = "layer " + std::to_string(plan.target_index() + 1) + " (" + diff_id.short_str() + ")";
+    DS_ASSIGN_OR_RETURN(auto file, workspace->create_file(diff_id));
+    DS_ASSIGN_OR_RETURN(auto output, decoder.decode(bundle->layer_stream(), file.second.get(), name));
+    if (output.digest != diff_id) {
+      return make_error(ErrorCode::kVerifyFailed, name + ": rebuilt layer hashes to " + output.digest.str() +
+                                                      " (the bundle was made against a different base, or is damaged)");
+    }
+    char probe;
+    DS_ASSIGN_OR_RETURN(size_t extra, bundle->layer_stream().read(std::span<char>(&probe, 1)));
+    if (extra != 0) return make_error(ErrorCode::kCorrupt, name + ": extra data after the layer stream");
+    rebuilt_bytes += output.size;
+    workspace->adopt_rebuilt(diff_id, std::move(file.second), output.size);
+  }
+  auto rebuilt = std::chrono::steady_clock::now();
+
+  // 4. Load only what the engine lacks, then check and tag.
+  size_t engine_prefix = common_prefix(target_chain, base.engine_chain);
+  std::vector<std::string> tags(header.target().tags().begin(), header.target().tags().end());
+  auto produce = [&](ByteSink& sink) -> Status {
+    DockerArchiveWriter writer(sink, config, tags);
+    for (size_t i = 0; i < target_chain.size(); ++i) {
+      const Digest& d = target_chain[i];
+      if (i < engine_prefix) {
+        DS_RETURN_IF_ERROR(writer.skip_layer(d));
+        continue;
+      }
+      if (!workspace->has(d)) {
+        return make_error(ErrorCode::kCorrupt, "layer " + d.str() + " is neither in the bundle nor in the basis");
+      }
+      FileSource source(workspace->fd(d), 0, workspace->size(d), "rebuilt layer " + d.short_str());
+      DS_RETURN_IF_ERROR(writer.add_layer(d, workspace->size(d), source));
+    }
+    return writer.finish();
+  };
+  DS_ASSIGN_OR_RETURN(auto messages, load_through_pipe(engine, produce));
+  DS_ASSIGN_OR_RETURN(EngineImageDetail loaded, engine.inspect_image(image_id.str()));
+  for (const auto& tag : tags) DS_RETURN_IF_ERROR(engine.tag_image(image_id.str(), tag));
+  auto finished = std::chrono::steady_clock::now();
+  double rebuild_s = std::chrono::duration<double>(rebuilt - started).count();
+  double load_s = std::chrono::duration<double>(finished - rebuilt).count();
+
+  if (options.json) {
+    nlohmann::json out = {{"image_id", image_id.str()}, {"tags", tags}, {"layers_rebuilt", header.layers_size()},
+                          {"rebuilt_bytes", rebuilt_bytes}, {"layers_reused", engine_prefix},
+                          {"rebuild_seconds", rebuild_s}, {"load_seconds", load_s}, {"engine", address}};
+    std::printf("%s\n", out.dump(2).c_str());
+  } else if (!options.quiet) {
+    std::printf("loaded %s%s%s into %s\n", image_id.str().c_str(), tags.empty() ? "" : " as ",
+                tags.empty() ? "" : tags.front().c_str(), address.c_str());
+    std::printf("  %d layers rebuilt and verified (%.1f MiB) in %.2fs, %zu reused from the engine; load %.2fs\n",
+                header.layers_size(), static_cast<double>(rebuilt_bytes) / (1 << 20), rebuild_s, engine_prefix, load_s);
+  }
+  (void)loaded;
+  (void)messages;
+  return ok_status();
+}
+
+}  // namespace deltasync

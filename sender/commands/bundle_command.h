@@ -1,0 +1,24 @@
+// `deltasend bundle IMAGE --base BASE -o FILE`: writes an offline bundle
+// that rebuilds IMAGE on a site holding BASE.
+#pragma once
+
+#include <string>
+
+#include "common/util/result.h"
+
+namespace deltasync {
+
+struct BundleCommandOptions {
+  std::string image;
+  std::string base;  // empty: no basis (every layer travels, still coded)
+  std::string output;
+  std::string engine;
+  std::string effort = "default";
+  int threads = 2;
+  bool json = false;
+  bool quiet = false;
+};
+
+Status run_bundle_command(const BundleCommandOptions& options);
+
+}  // namespace deltasync
