@@ -10,7 +10,7 @@
 #
 # The tree imitates an application layer: 20,000 small files of 1-16 KiB
 # (half text, half binary) in 200 directories, some with paths longer than
-# 100 bytes (GNU 'L' records), 200 medium files of 64 KiB-4 MiB, two files
+# 100 bytes (GNU 'L' records), 200 medium files of 64 KiB-2 MiB, two files
 # of 300 MiB, plus empty files, symlinks and hard links. Contents come from
 # Python's Mersenne Twister with a fixed seed, so they do not compress much
 # and the archive is byte-identical on every machine (same sha256).
@@ -26,7 +26,7 @@ bench_dir=${BENCH_DIR:-/var/tmp/deltasync-bench}
 repeat=${REPEAT:-3}
 tarball=$bench_dir/layer.tar
 # Bump when the generator changes so that an old archive is rebuilt.
-generator_version=1
+generator_version=2
 
 generate() {
   local tree=$bench_dir/tree
@@ -79,7 +79,7 @@ for d in range(200):
 
 # 200 medium files: shared libraries and assets.
 for i in range(200):
-    size = rng.randint(64 * 1024, 4 * 1024 * 1024)
+    size = rng.randint(64 * 1024, 2 * 1024 * 1024)
     write(os.path.join(root, "usr", "share", "assets", f"asset_{i:03d}.dat"), random_bytes(size))
 
 # Two large files, as a model weight or a database would be.

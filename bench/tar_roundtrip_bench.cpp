@@ -372,6 +372,8 @@ int run(int argc, char** argv) {
     labels.push_back(i < options.warmup ? "warm-up " + std::to_string(i + 1)
                                         : std::to_string(i - options.warmup + 1));
     runs.push_back(std::move(*r));
+    // Keep one metadata stream, so that peak RSS is that of a single run.
+    if (runs.size() > 1) runs[runs.size() - 2].metadata = std::string();
   }
   auto baseline = baseline_seconds(options.tar);
   if (!baseline) {

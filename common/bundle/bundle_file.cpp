@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "common/codec/compression.h"
+
 namespace deltasync {
 
 namespace {
@@ -35,8 +37,13 @@ Status BundleWriter::write_frame(const wire::BundleFrame& frame) {
 }
 
 Status BundleWriter::write_header(const wire::BundleHeader& header) {
+  // Digests and the config repeat each other: compressed, the header of a
+  // small update is a few hundred bytes.
+  std::string plain;
+  if (!header.SerializeToString(&plain)) return make_error(ErrorCode::kInternal, "bundle: cannot serialize the header");
+  DS_ASSIGN_OR_RETURN(std::string packed, zstd_compress(plain, 19));
   wire::BundleFrame frame;
-  *frame.mutable_header() = header;
+  frame.set_header_zstd(packed);
   return write_frame(frame);
 }
 
@@ -166,8 +173,14 @@ Status BundleReader::verify() {
   DS_RETURN_IF_ERROR(read_exact(*input_, skip, context));
   wire::BundleFrame frame;
   DS_ASSIGN_OR_RETURN(bool ok, with_context(read_frame(frame), context));
-  if (!ok || !frame.has_header()) return corrupt("first frame is not the header");
-  header_ = frame.header();
+  if (ok && frame.has_header_zstd()) {
+    DS_ASSIGN_OR_RETURN(std::string plain, with_context(zstd_decompress(frame.header_zstd(), kMaxFrameBytes * 4), context));
+    if (!header_.ParseFromString(plain)) return corrupt("the header is not a valid message");
+  } else if (ok && frame.has_header()) {
+    header_ = frame.header();
+  } else {
+    return corrupt("first frame is not the header");
+  }
   if (header_.format_version() != kBundleFormatVersion) {
     return make_error(ErrorCode::kUnsupported, context + ": bundle format version " +
                                                    std::to_string(header_.format_version()) + " is not supported");

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/bundle/bundle_file.h"
+#include "common/codec/compression.h"
 #include "common/engine/engine_client.h"
 #include "common/layerstream/layer_stream.h"
 #include "common/layerstream/layer_workspace.h"

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/bundle/bundle_file.h"
+#include "common/codec/compression.h"
 #include "common/layerstream/layer_stream.h"
 #include "common/layerstream/layer_workspace.h"
 #include "sender/commands/open_images.h"
