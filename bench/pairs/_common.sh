@@ -119,7 +119,7 @@ fetch_debs() {
     # apt names files NAME_VERSION_ARCH.deb with ':' in the version as %3a.
     file="$(ls "$cache/${name}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)"
     if [ -z "$file" ]; then
-      (cd "$cache" && apt-get download -q "$spec") >>"$LOG" 2>&1 ||
+      (cd "$cache" && apt-get download -q -o APT::Sandbox::User=root "$spec") >>"$LOG" 2>&1 ||
         fail "apt-get download $spec failed (is this version still in the Debian 12 archive? see apt-cache madison $name)"
       file="$(ls "$cache/${name}_${ver//:/%3a}_"*.deb | head -n1)"
     fi
