@@ -180,7 +180,6 @@ Result<RunResult> run_temp_file(const Options& options) {
   }
   result.split_seconds = seconds_since(start);
   result.split_cpu = thread_cpu_seconds() - cpu_start;
-  { rusage u{}; ::getrusage(RUSAGE_SELF, &u); std::fprintf(stderr, "after split %ld ", u.ru_maxrss); std::system("grep -E \"VmRSS|RssAnon|RssFile\" /proc/$PPID/status | tr -s \" \\n\" \" \" >&2; echo >&2"); }
 
   auto reassemble_start = Clock::now();
   cpu_start = thread_cpu_seconds();
@@ -197,7 +196,6 @@ Result<RunResult> run_temp_file(const Options& options) {
   result.reassemble_seconds = seconds_since(reassemble_start);
   result.reassemble_cpu = thread_cpu_seconds() - cpu_start;
   result.total_seconds = seconds_since(start);
-  { rusage u{}; ::getrusage(RUSAGE_SELF, &u); std::fprintf(stderr, "after reasm %ld ", u.ru_maxrss); std::system("grep -E \"VmRSS|RssAnon|RssFile\" /proc/$PPID/status | tr -s \" \\n\" \" \" >&2; echo >&2"); }
   return result;
 }
 
@@ -365,7 +363,8 @@ int run(int argc, char** argv) {
   bool mismatch = false;
   for (int i = 0; i < options.warmup + options.repeat; ++i) {
     // Keep only the last metadata stream, so that peak RSS is that of one run.
-    if (!runs.empty()) runs.back().metadata = std::string();
+    // (Assigning an empty string would keep the capacity: swap it away.)
+    if (!runs.empty()) std::string().swap(runs.back().metadata);
     auto r = options.pipe ? run_pipe(options) : run_temp_file(options);
     if (!r) {
       std::fprintf(stderr, "ds-bench-tar: %s\n", r.error().message().c_str());

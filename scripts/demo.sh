@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end demo on one machine: two private dockerd engines (a build
 # host's and a site's), an app image at 1.0.0 and 2.0.0 built in the build
-# host's engine, and deltasync's view of the update between them.
+# host's engine, the site holding 1.0.0; deltasend writes the update as a
+# bundle, deltarecvd applies it on the site, and the image IDs must match.
 #   scripts/demo.sh            set up, build, run the demo
 #   KEEP_ENGINES=1 scripts/demo.sh   leave the engines running afterwards
 set -euo pipefail
@@ -11,8 +12,9 @@ root="$(pwd)"
 bash scripts/install-deps.sh
 build_dir="${BUILD_DIR:-build}"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build_dir" --parallel "$(nproc)" --target deltasend
+cmake --build "$build_dir" --parallel "$(nproc)" --target deltasend deltarecvd
 deltasend="$root/$build_dir/sender/deltasend"
+deltarecvd="$root/$build_dir/receiver/deltarecvd"
 
 export DELTASYNC_ENGINE_ROOT="${DELTASYNC_ENGINE_ROOT:-/var/tmp/deltasync-demo}"
 cleanup() {
@@ -55,14 +57,28 @@ printf 'small file 2, now changed\n' >"$work/v2/app/small2.txt"
 rm "$work/v2/app/small3.txt"
 printf 'a new file in 2.0.0\n' >"$work/v2/app/new.txt"
 docker_cli="${DELTASYNC_DOCKER_CLI:-docker}"
-DOCKER_BUILDKIT=0 "$docker_cli" -H "$build_engine" build -q --network none -t app:1.0.0 "$work/v1" >/dev/null
-DOCKER_BUILDKIT=0 "$docker_cli" -H "$build_engine" build -q --network none -t app:2.0.0 "$work/v2" >/dev/null
+build() {
+  DOCKER_BUILDKIT=0 "$docker_cli" -H "$build_engine" build -q --network none -t "$1" "$2" >"$work/build.log" 2>&1 ||
+    { cat "$work/build.log" >&2; exit 1; }
+}
+build app:1.0.0 "$work/v1"
+build app:2.0.0 "$work/v2"
+
+echo "== the site gets app:1.0.0 the ordinary way (docker save | docker load)"
+"$docker_cli" -H "$build_engine" save app:1.0.0 | "$docker_cli" -H "$site_engine" load -q
 
 echo "== deltasend diff app:1.0.0 app:2.0.0"
 "$deltasend" --engine "$build_engine" diff app:1.0.0 app:2.0.0
 
-echo "== the same, from archives written by docker save"
-"$docker_cli" -H "$build_engine" save -o "$work/app-1.tar" app:1.0.0
-"$docker_cli" -H "$build_engine" save -o "$work/app-2.tar" app:2.0.0
-"$deltasend" diff --summary "docker-archive:$work/app-1.tar" "docker-archive:$work/app-2.tar"
-echo "== demo finished"
+echo "== deltasend bundle app:2.0.0 --base app:1.0.0 -o app-2.0.0.dsb   (build host)"
+"$deltasend" --engine "$build_engine" bundle app:2.0.0 --base app:1.0.0 -o "$work/app-2.0.0.dsb" --effort max
+
+echo "== deltarecvd apply app-2.0.0.dsb   (site)"
+"$deltarecvd" --engine "$site_engine" apply "$work/app-2.0.0.dsb"
+
+sent_id=$("$docker_cli" -H "$build_engine" image inspect -f '{{.Id}}' app:2.0.0)
+site_id=$("$docker_cli" -H "$site_engine" image inspect -f '{{.Id}}' app:2.0.0)
+echo "== image ID on the build host: $sent_id"
+echo "== image ID on the site:       $site_id"
+[ "$sent_id" = "$site_id" ] || { echo "demo: image IDs differ" >&2; exit 1; }
+echo "== demo finished: the site holds the same app:2.0.0, bit for bit"
