@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
@@ -349,7 +349,7 @@ int run(int argc, char** argv) {
   // glibc raises its mmap threshold after the first large free, so later runs
   // would grow the metadata string through the heap and leave a trail of
   // freed blocks resident; a fixed threshold makes every run comparable.
-  // ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
   // A failed reassembler closes the pipe; report EPIPE rather than dying.
   std::signal(SIGPIPE, SIG_IGN);
 

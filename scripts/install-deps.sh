@@ -9,9 +9,12 @@ packages=(
   libspdlog-dev libfmt-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
   zlib1g-dev busybox-static
-  docker.io tar gzip rsync xz-utils python3 procps iproute2 openssl
+  docker.io tar gzip rsync xz-utils python3 procps iproute2 openssl time
   clang clang-format
 )
+# npm (bench/pairs/deps-bump.sh): Debian's package, unless an npm is already
+# there (NodeSource's nodejs ships its own and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

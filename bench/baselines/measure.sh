@@ -133,8 +133,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # --patch-from needs the window (--long=31: 2 GiB) to cover the reference;
   # compression memory is then about the reference plus level 19's tables.
   /usr/bin/time -f '%e %M' -o "$M/zstd.time" \
-    zstd -q -19 --long=31 --patch-from="$M/old-layers.tar" "$M/new-layers.tar" -o "$M/patch.zst" ||
-    die "zstd --patch-from failed"
+    zstd -q -19 --long=31 --patch-from="$M/old-layers.tar" "$M/new-layers.tar" -o "$M/patch.zst" \
+    2>"$M/zstd.err" || die "zstd --patch-from failed: $(tail -n 3 "$M/zstd.err")"
   zstd_bytes="$(stat -c %s "$M/patch.zst")"
   read -r zstd_secs zstd_rss <"$M/zstd.time"
   rm -f "$M/old-layers.tar" "$M/new-layers.tar" "$M/patch.zst"
