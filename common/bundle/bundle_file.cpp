@@ -47,10 +47,9 @@ Status BundleWriter::write_header(const wire::BundleHeader& header) {
   return write_frame(frame);
 }
 
-Status BundleWriter::begin_layer(uint32_t target_index, const std::string& diff_id) {
+Status BundleWriter::begin_layer(uint32_t target_index) {
   wire::BundleFrame frame;
   frame.mutable_layer_begin()->set_target_index(target_index);
-  frame.mutable_layer_begin()->set_diff_id(diff_id);
   layer_sink_.total = 0;
   return write_frame(frame);
 }

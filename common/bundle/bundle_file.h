@@ -32,7 +32,7 @@ class BundleWriter {
  public:
   explicit BundleWriter(ByteSink& out);
   Status write_header(const wire::BundleHeader& header);
-  Status begin_layer(uint32_t target_index, const std::string& diff_id);
+  Status begin_layer(uint32_t target_index);
   // A sink for the current layer's stream bytes (chunked into frames).
   ByteSink& layer_data() { return layer_sink_; }
   Status end_layer(uint32_t target_index);

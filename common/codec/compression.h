@@ -54,5 +54,8 @@ std::unique_ptr<ByteSource> make_unzstd_prefix_source(std::unique_ptr<ByteSource
 // One-shot helpers for small buffers.
 Result<std::string> zstd_compress(std::string_view data, int level);
 Result<std::string> zstd_decompress(std::string_view data, size_t max_size);
+// One-shot with a prefix dictionary both sides hold.
+Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string_view prefix, int level);
+Result<std::string> zstd_decompress_with_prefix(std::string_view data, std::string_view prefix, size_t max_size);
 
 }  // namespace deltasync

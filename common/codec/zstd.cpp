@@ -146,3 +146,23 @@ Result<std::string> zstd_decompress(std::string_view data, size_t max_size) {
 }
 
 }  // namespace deltasync
+
+namespace deltasync {
+
+Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string_view prefix, int level) {
+  StringSink out;
+  ZstdPrefixOptions options;
+  options.level = level;
+  options.checksum = false;
+  auto sink = make_zstd_prefix_sink(out, prefix, options);
+  DS_RETURN_IF_ERROR(sink->write(data));
+  DS_RETURN_IF_ERROR(sink->finish());
+  return std::move(out.data());
+}
+
+Result<std::string> zstd_decompress_with_prefix(std::string_view data, std::string_view prefix, size_t max_size) {
+  auto source = make_unzstd_prefix_source(std::make_unique<MemorySource>(data), "zstd block", prefix);
+  return read_all(*source, max_size);
+}
+
+}  // namespace deltasync

@@ -125,3 +125,28 @@ Status local_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSink&
                           uint64_t max_output);
 
 }  // namespace deltasync
+
+namespace deltasync {
+
+// --- anchored delta -----------------------------------------------------------
+//
+// For a new file that is mostly its basis with local changes (edits in
+// place, insertions, deletions): a cheap pass compares 64 KiB chunks with the
+// basis at the current alignment (re-anchoring after an insertion or deletion
+// by searching the chunk's first bytes near the expected place) and emits
+// COPY commands for unchanged runs; only the changed regions are compressed,
+// with zstd at `level` and the nearby basis as prefix. The expensive work is
+// proportional to what changed, not to the file, which is what lets
+// `--effort max` afford zstd level 19.
+struct AnchoredDeltaParams {
+  int level = 3;
+  uint64_t chunk_bytes = 64 * 1024;
+  uint64_t search_radius = 1 << 20;  // how far an insertion/deletion is looked for
+  uint64_t window_margin = 256 * 1024;  // basis bytes around a changed region used as prefix
+  uint64_t max_region = 8ull << 20;     // changed regions are cut into pieces of at most this
+};
+Status anchored_delta_encode(RandomAccessInput& basis, RandomAccessInput& new_file, const AnchoredDeltaParams& params,
+                             ByteSink& delta);
+Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSink& out, uint64_t max_output);
+
+}  // namespace deltasync

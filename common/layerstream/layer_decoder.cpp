@@ -228,7 +228,8 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
           DS_RETURN_IF_ERROR(copy_exact(in, out, size, "layer stream literal"));
           break;
         case 'R':
-        case 'Z': {
+        case 'Z':
+        case 'A': {
           DS_ASSIGN_OR_RETURN(uint64_t content, read_varint(in));
           DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in));
           if (content >= im.basis.contents().size()) return fail("delta basis out of range");
@@ -247,8 +248,9 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
           };
           uint64_t written = 0;
           Tee tee(out, written);
-          Status patched = op == 'R' ? rsync_patch(basis_file, delta, tee, size)
-                                     : local_delta_decode(basis_file, delta, tee, size);
+          Status patched = op == 'R'   ? rsync_patch(basis_file, delta, tee, size)
+                           : op == 'Z' ? local_delta_decode(basis_file, delta, tee, size)
+                                       : anchored_delta_decode(basis_file, delta, tee, size);
           if (!patched) return std::unexpected(std::move(patched).error().with_context(name + ": entry " + std::to_string(entry_number)));
           if (written != size) return fail("delta produced " + std::to_string(written) + " bytes, header says " + std::to_string(size));
           if (delta.remaining() != 0) DS_RETURN_IF_ERROR(skip_exact(delta, delta.remaining(), "delta"));

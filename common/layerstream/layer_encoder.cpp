@@ -135,14 +135,16 @@ struct LayerStreamEncoder::Impl {
     const BasisContent& c = basis.contents()[content_id];
     FileRangeRandomAccess basis_file(basis_files.fds[c.layer], c.payload_offset, c.size);
     FileRangeRandomAccess new_file(layer_fd, target.payload_offset, target.size);
-    LocalDeltaParams params;
-    params.level = options.effort == Effort::kFast ? 1 : options.effort == Effort::kDefault ? 3 : 19;
-    params.threads = 1;
+    // Unchanged runs are copied; only changed regions are compressed, so a
+    // high level costs time in proportion to what changed.
+    AnchoredDeltaParams params;
+    params.level = options.effort == Effort::kFast ? 3 : options.effort == Effort::kDefault ? 6
+                   : target.size <= (32u << 20) ? 19 : 9;
     StringSink local;
-    result.status = local_delta_encode(basis_file, new_file, params, local);
+    result.status = anchored_delta_encode(basis_file, new_file, params, local);
     if (!result.status) return result;
     std::string best = std::move(local.data());
-    char op = 'Z';
+    char op = 'A';
     if (options.effort == Effort::kMax) {
       FileRangeRandomAccess basis_again(basis_files.fds[c.layer], c.payload_offset, c.size);
       struct RangeSource final : ByteSource {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <cstdio>
 #include <thread>
 
@@ -88,36 +89,52 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   DS_ASSIGN_OR_RETURN(auto bundle, BundleReader::open(options.bundle));
   DS_RETURN_IF_ERROR(bundle->verify());
   const wire::BundleHeader& header = bundle->header();
-  const std::string& config = header.target().config();
-  DS_ASSIGN_OR_RETURN(Digest image_id, Digest::parse(header.target().image_id()));
-  if (Digest::of(config) != image_id) {
-    return make_error(ErrorCode::kVerifyFailed, "bundle " + options.bundle + ": the image config does not hash to the image ID");
-  }
   DS_ASSIGN_OR_RETURN(auto target_chain, parse_digests(header.target().diff_ids(), "bundle target"));
-  DS_ASSIGN_OR_RETURN(auto config_chain, config_diff_ids(config));
-  if (config_chain != target_chain) {
-    return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": the config's layers differ from the header's");
-  }
   DS_ASSIGN_OR_RETURN(auto basis_chain, parse_digests(header.basis().diff_ids(), "bundle basis"));
 
   // 2. The basis, from the engine.
   DS_ASSIGN_OR_RETURN(std::string address, resolve_engine_address(options.engine));
   EngineClient engine(EngineOptions{address});
   DS_RETURN_IF_ERROR(engine.ping());
-  DS_ASSIGN_OR_RETURN(BaseImageMatch base, find_image_with_layers(engine, basis_chain, header.basis().reference()));
+  DS_ASSIGN_OR_RETURN(BaseImageMatch base, find_image_with_layers(engine, basis_chain, header.basis().reference(),
+                                                                  header.basis().image_id()));
   DS_ASSIGN_OR_RETURN(auto workspace, LayerWorkspace::create(default_temp_parent(), "deltarecvd-apply-"));
   std::vector<const LayerIndex*> basis_layers;
+  std::optional<std::string> base_config;
   if (!basis_chain.empty()) {
     ImageRef ref;
     ref.transport = ImageRef::Transport::kEngine;
     ref.location = base.image_id;
     ref.original = base.image_id;
     DS_ASSIGN_OR_RETURN(auto base_image, open_image(ref, &engine));
+    if (base_image->info().image_id.str() == header.basis().image_id()) base_config = base_image->info().config_bytes;
     for (size_t i = 0; i < basis_chain.size(); ++i) {
       DS_ASSIGN_OR_RETURN(const LayerIndex* index, workspace->add_from_image(*base_image, i));
       basis_layers.push_back(index);
     }
   }
+  // The target config: plain, or coded against the base image's config.
+  std::string config = header.target().config();
+  if (config.empty()) {
+    if (!base_config) {
+      return make_error(ErrorCode::kNotFound,
+                        "bundle " + options.bundle + ": its image config is coded against base image " +
+                            header.basis().image_id() + " (" + header.basis().reference() + "), which the engine at " +
+                            address + " does not hold (an image with the same layers is not enough: load " +
+                            header.basis().reference() + " here first)");
+    }
+    DS_ASSIGN_OR_RETURN(config, with_context(zstd_decompress_with_prefix(header.target().config_on_basis(), *base_config, 16 << 20),
+                                             "bundle " + options.bundle + ": image config"));
+  }
+  Digest image_id = Digest::of(config);
+  if (!header.target().image_id().empty() && header.target().image_id() != image_id.str()) {
+    return make_error(ErrorCode::kVerifyFailed, "bundle " + options.bundle + ": the image config does not hash to the image ID");
+  }
+  DS_ASSIGN_OR_RETURN(auto config_chain, config_diff_ids(config));
+  if (config_chain != target_chain) {
+    return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": the config's layers differ from the header's");
+  }
+
   Basis basis = Basis::build(basis_layers);
   LayerFiles basis_files;
   for (const auto* layer : basis_layers) basis_files.fds.push_back(workspace->fd(layer->diff_id));
@@ -129,7 +146,7 @@ Status run_apply_command(const ApplyCommandOptions& options) {
     DS_ASSIGN_OR_RETURN(wire::LayerBegin begin, bundle->next_layer());
     const auto& plan = header.layers(n);
     DS_ASSIGN_OR_RETURN(Digest diff_id, Digest::parse(plan.diff_id()));
-    if (begin.diff_id() != plan.diff_id() || plan.target_index() >= target_chain.size() ||
+    if (begin.target_index() != plan.target_index() || plan.target_index() >= target_chain.size() ||
         target_chain[plan.target_index()] != diff_id) {
       return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": layer " + std::to_string(n + 1) +
                                                  " does not match the header");

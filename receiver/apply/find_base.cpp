@@ -1,5 +1,7 @@
 #include "receiver/apply/find_base.h"
 
+#include <algorithm>
+
 namespace deltasync {
 
 size_t common_prefix(const std::vector<Digest>& a, const std::vector<Digest>& b) {
@@ -9,9 +11,14 @@ size_t common_prefix(const std::vector<Digest>& a, const std::vector<Digest>& b)
 }
 
 Result<BaseImageMatch> find_image_with_layers(EngineClient& engine, const std::vector<Digest>& chain,
-                                              const std::string& base_hint) {
+                                              const std::string& base_hint, const std::string& preferred_id) {
   if (chain.empty()) return BaseImageMatch{};
   DS_ASSIGN_OR_RETURN(auto images, engine.list_images());
+  if (!preferred_id.empty()) {
+    // Try the preferred image first.
+    std::stable_partition(images.begin(), images.end(),
+                          [&](const EngineImageSummary& s) { return s.id == preferred_id; });
+  }
   size_t best_prefix = 0;
   for (const auto& summary : images) {
     auto detail = engine.inspect_image(summary.id);

@@ -51,8 +51,12 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   header.set_effort(std::string(effort_name(effort)));
   header.set_created_by("deltasend 0.1");
   auto* image = header.mutable_target();
-  image->set_config(info.config_bytes);
-  image->set_image_id(info.image_id.str());
+  if (base) {
+    DS_ASSIGN_OR_RETURN(std::string coded, zstd_compress_with_prefix(info.config_bytes, base->info().config_bytes, 19));
+    image->set_config_on_basis(coded);
+  } else {
+    image->set_config(info.config_bytes);
+  }
   for (const auto& layer : info.layers) image->add_diff_ids(layer.diff_id.str());
   for (const auto& tag : info.tags) image->add_tags(tag);
   if (base) {
@@ -86,7 +90,7 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   LayerStreamStats total;
   for (size_t i : missing) {
     const Digest& diff_id = info.layers[i].diff_id;
-    DS_RETURN_IF_ERROR(writer.begin_layer(static_cast<uint32_t>(i), diff_id.str()));
+    DS_RETURN_IF_ERROR(writer.begin_layer(static_cast<uint32_t>(i)));
     LayerStreamStats stats;
     DS_RETURN_IF_ERROR(with_context(encoder.encode(*workspace->index(diff_id), workspace->fd(diff_id), writer.layer_data(), stats),
                                     "layer " + std::to_string(i + 1) + " (" + diff_id.short_str() + ")"));
