@@ -39,12 +39,23 @@ for c in "$DOCKER" python3 gzip tar rsync zstd npm apt-get dpkg-deb; do
 done
 [ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
 
-deltasend="$build_dir/sender/deltasend"
-deltarecvd="$build_dir/receiver/deltarecvd"
+rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo +dirty)"
+# Copies of the binaries, so a rebuild of BUILD_DIR during the run (minutes)
+# cannot mix two versions in one table.
+mkdir -p "$work/bin"
+deltasend="" deltarecvd=""
+if [ -x "$build_dir/sender/deltasend" ]; then
+  cp "$build_dir/sender/deltasend" "$work/bin/deltasend"
+  deltasend="$work/bin/deltasend"
+fi
+if [ -x "$build_dir/receiver/deltarecvd" ]; then
+  cp "$build_dir/receiver/deltarecvd" "$work/bin/deltarecvd"
+  deltarecvd="$work/bin/deltarecvd"
+fi
 has_bundle=0 has_apply=0
-if [ -x "$deltasend" ] && "$deltasend" bundle --help >/dev/null 2>&1; then has_bundle=1; fi
-if [ "$has_bundle" = 1 ] && [ -x "$deltarecvd" ] && "$deltarecvd" apply --help >/dev/null 2>&1; then has_apply=1; fi
-if [ -x "$deltasend" ]; then export DELTASEND="$deltasend"; else unset DELTASEND; fi
+if [ -n "$deltasend" ] && "$deltasend" bundle --help >/dev/null 2>&1; then has_bundle=1; fi
+if [ "$has_bundle" = 1 ] && [ -n "$deltarecvd" ] && "$deltarecvd" apply --help >/dev/null 2>&1; then has_apply=1; fi
+if [ -n "$deltasend" ]; then export DELTASEND="$deltasend"; else unset DELTASEND; fi
 
 if [ -n "${BENCH_PAIRS:-}" ]; then
   read -r -a pairs <<<"$BENCH_PAIRS"
@@ -65,7 +76,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-mkdir -p "$work" "$results"
+mkdir -p "$results"
 engine="$(scripts/test-engine.sh start bench)"
 engine_started=1
 if [ "$has_apply" = 1 ]; then
@@ -138,52 +149,9 @@ for pair in "${pairs[@]}"; do
 done
 
 cp "$jsonl" "$results/wire-latest.jsonl"
-python3 - "$jsonl" "$has_bundle" "$has_apply" >"$results/wire-latest.md" <<'PY'
-import json, sys, subprocess, datetime, os
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-has_bundle, has_apply = sys.argv[2] == "1", sys.argv[3] == "1"
-
-def b(n):
-    if n < 10 * 1024:
-        return "%s B" % format(n, ",")
-    for unit, div in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= div:
-            return "%s B (%.1f %s)" % (format(n, ","), n / div, unit)
-
-def mib(kib):
-    return "%d MiB" % round(kib / 1024)
-
-def ver(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0].strip()
-    except Exception:
-        return "?"
-
-print("Wire bytes per image pair, %s, %d cores; %s; %s; gzip %s." % (
-    datetime.date.today().isoformat(), os.cpu_count(), ver(["zstd", "--version"]),
-    ver(["rsync", "--version"]).replace("  ", " "), ver(["gzip", "--version"]).split()[-1]))
-print()
-print("| pair | new layer bytes | pull (gzip) | changed-files | rsync | zstd --patch-from (bytes, time, RSS) "
-      "| deltasync --effort max (bytes, encode, RSS) | deltasync --effort default (bytes, encode, RSS) "
-      "| apply of the max bundle (time, RSS) |")
-print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-for r in rows:
-    cells = [r["pair"], b(r["missing_layer_bytes"]), b(r["pull_bytes"]),
-             "%s (%d files)" % (b(r["changed_files_bytes"]), r["added_files"] + r["changed_files"]),
-             b(r["rsync_bytes"]),
-             "%s, %.1f s, %s" % (b(r["zstd_patch_bytes"]), float(r["zstd_patch_seconds"]),
-                                  mib(r["zstd_patch_max_rss_kib"]))]
-    for e in ("max", "default"):
-        if has_bundle and ("bundle_%s_bytes" % e) in r:
-            cells.append("%s, %.1f s, %s" % (b(r["bundle_%s_bytes" % e]), r["bundle_%s_seconds" % e],
-                                              mib(r["bundle_%s_max_rss_kib" % e])))
-        else:
-            cells.append("n/a")
-    if has_apply and "apply_seconds" in r:
-        cells.append("%.1f s, %s%s" % (r["apply_seconds"], mib(r["apply_max_rss_kib"]),
-                                       "" if r["apply_image_id_matches"] else ", IMAGE ID DIFFERS"))
-    else:
-        cells.append("n/a")
-    print("| " + " | ".join(cells) + " |")
-PY
+if [ "$has_bundle" = 1 ]; then
+  python3 bench/baselines/wire-table.py "$jsonl" "$rev" >"$results/wire-latest.md"
+else
+  python3 bench/baselines/wire-table.py "$jsonl" >"$results/wire-latest.md"
+fi
 cat "$results/wire-latest.md"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared helpers for the image-pair generators in bench/pairs/*.sh.
 # Sourced, not run. Every generator is called as
 #
@@ -53,6 +54,7 @@ fail() {
   fi
   exit 1
 }
+# shellcheck disable=SC2154
 trap 'rc=$?; [ $rc -eq 0 ] || fail "failed (exit $rc)"' EXIT
 
 # Runs a command with its output sent to the log.

@@ -23,7 +23,7 @@ NEW_DEBS=(curl=7.88.1-10+deb12u15 libcurl4=7.88.1-10+deb12u15
   systemd=252.39-1~deb12u2 jq=1.6-2.1+deb12u3 libjq1=1.6-2.1+deb12u3)
 
 for v in old new; do
-  rm -rf "$W/$v"
+  rm -rf "${W:?}/$v"
   mkdir -p "$W/$v/debs" "$W/$v/ctx/bin" "$W/$v/ctx/lib"
   if [ $v = old ]; then fetch_debs "$W/$v/debs" "${OLD_DEBS[@]}"; else fetch_debs "$W/$v/debs" "${NEW_DEBS[@]}"; fi
   extract_debs "$W/$v/x" "$W/$v"/debs/*.deb

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pair "data-edits": one large data file (200 MiB of seeded, log-like CSV
-# text: gzip shrinks it about 3x) that gets scattered edits and an insertion.
+# text: gzip -6 shrinks it about 2.1x) that gets scattered edits and an insertion.
 # NEW: 40 overwrites of 16..400 bytes at seeded offsets, one 256 KiB block of
 # new lines inserted at 45% of the file, and a 1 MiB append.
 # Usage: data-edits.sh ENGINE_ADDRESS TAG_PREFIX WORKDIR  (prints OLD_TAG NEW_TAG)

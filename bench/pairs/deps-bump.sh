@@ -18,7 +18,7 @@ need npm
 ensure_base
 
 for v in old new; do
-  rm -rf "$W/$v"
+  rm -rf "${W:?}/$v"
   mkdir -p "$W/$v/deps" "$W/$v/app/src"
   cp "$PAIRS_DIR/deps-bump/$v/package.json" "$PAIRS_DIR/deps-bump/$v/package-lock.json" "$W/$v/deps/"
   quiet npm ci --prefix "$W/$v/deps" --ignore-scripts --no-audit --no-fund --loglevel=error ||

@@ -61,7 +61,10 @@ for v in old new; do
   fetch_debs "$W/$v/debs" "${COMMON[@]}"
   if [ $v = old ]; then fetch_debs "$W/$v/debs" "${OLD_DEBS[@]}"; else fetch_debs "$W/$v/debs" "${NEW_DEBS[@]}"; fi
   # Install order: busybox first, then alphabetical (as the lists above).
-  mapfile -t debs < <(ls "$W/$v/debs"/busybox*.deb; ls "$W/$v/debs"/*.deb | grep -v /busybox)
+  debs=("$W/$v/debs"/busybox*.deb)
+  for d in "$W/$v/debs"/*.deb; do
+    case "$d" in */busybox*) ;; *) debs+=("$d") ;; esac
+  done
   make_rootfs "$W/$v/rootfs" "${debs[@]}"
   # The tar's own mtime is 0 for every entry (det_tar), as for the busybox base.
   det_tar "$W/$v/rootfs" "$W/$v/rootfs.tar"

@@ -138,7 +138,7 @@ struct LayerStreamEncoder::Impl {
     // Unchanged runs are copied; only changed regions are compressed, so a
     // high level costs time in proportion to what changed.
     AnchoredDeltaParams params;
-    params.level = options.effort == Effort::kFast ? 3 : options.effort == Effort::kDefault ? 6
+    params.level = options.effort == Effort::kFast ? 3 : options.effort == Effort::kDefault ? 9
                    : target.size <= (32u << 20) ? 19 : 9;
     StringSink local;
     result.status = anchored_delta_encode(basis_file, new_file, params, local);
@@ -180,8 +180,19 @@ LayerStreamEncoder::~LayerStreamEncoder() = default;
 
 Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSink& out, LayerStreamStats& stats) {
   Impl& im = *impl_;
+  // Literal bytes the stream will carry (new content without a delta basis):
+  // when there is little, a higher level costs little time.
+  uint64_t planned_literal = 0;
+  for (const FileRecord& r : index.entries) {
+    if ((r.kind == FileKind::kRegular || r.kind == FileKind::kOther) && r.size > 0 &&
+        im.basis.content_id(r.digest) < 0 && !im.choose_delta_basis(r)) {
+      planned_literal += r.size;
+    }
+  }
   ZstdPrefixOptions zopts;
-  zopts.level = im.options.effort == Effort::kFast ? 1 : im.options.effort == Effort::kDefault ? 3 : 19;
+  zopts.level = im.options.effort == Effort::kFast      ? 1
+                : im.options.effort == Effort::kDefault ? (planned_literal < (64u << 20) ? 9 : 3)
+                                                        : 19;
   zopts.long_distance_matching = im.options.effort == Effort::kMax;
   // Counts the compressed bytes; finishing the stream does not finish `out`.
   struct StreamEnd final : ByteSink {
