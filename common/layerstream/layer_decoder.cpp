@@ -131,8 +131,24 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
     return copy_exact(source, out, size, "basis file");
   };
 
+  uint64_t run_remaining = 0;
   while (true) {
-    DS_ASSIGN_OR_RETURN(char tag, read_byte(in));
+    bool in_run = false;
+    char tag;
+    if (run_remaining > 0) {
+      --run_remaining;
+      tag = 0x02;
+      in_run = true;
+    } else {
+      DS_ASSIGN_OR_RETURN(tag, read_byte(in));
+      if (tag == 0x03) {
+        DS_ASSIGN_OR_RETURN(run_remaining, read_varint(in));
+        if (run_remaining == 0 || run_remaining > im.basis.entries().size()) return fail("bad run length");
+        --run_remaining;
+        tag = 0x02;
+        in_run = true;
+      }
+    }
     if (tag == 0x12) break;
     if (tag == 0x10) {
       DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(in));
@@ -155,6 +171,14 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
       if (len < kTarBlock || len > (64u << 20) || len % kTarBlock != 0) return fail("bad header length");
       header.resize(len);
       DS_RETURN_IF_ERROR(read_exact(in, header, "layer stream header"));
+    } else if (tag == 0x02 && in_run) {
+      int64_t id = previous_basis_entry + 1;
+      if (static_cast<uint64_t>(id) >= im.basis.entries().size()) return fail("run goes past the basis entries");
+      previous_basis_entry = id;
+      basis_record = im.basis.entries()[id];
+      static const std::string kRunCoding("\x20\x00", 2);
+      std::string_view view = kRunCoding;
+      DS_ASSIGN_OR_RETURN(header, with_context(header_coder.decode(basis_record->raw_metadata, view), name));
     } else if (tag == 0x02) {
       DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in));
       int64_t id = previous_basis_entry + 1 + unzigzag(delta);
@@ -193,7 +217,10 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
     uint64_t payload_offset = out.offset();
 
     if (size > 0) {
-      DS_ASSIGN_OR_RETURN(char op, read_byte(in));
+      char op = 'S';
+      if (!in_run) {
+        DS_ASSIGN_OR_RETURN(op, read_byte(in));
+      }
       switch (op) {
         case 'S': {
           if (!basis_record || basis_record->size != size) return fail("'same as basis' without a matching basis entry");
@@ -262,7 +289,10 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
     }
     im.earlier.push_back(EarlierEntry{out_fd, payload_offset, size});
     // Padding.
-    DS_ASSIGN_OR_RETURN(char pad_kind, read_byte(in));
+    char pad_kind = 0;
+    if (!in_run) {
+      DS_ASSIGN_OR_RETURN(pad_kind, read_byte(in));
+    }
     uint64_t pad = tar_padding(size);
     if (pad_kind == 0) {
       DS_RETURN_IF_ERROR(out.write(std::string(pad, '\0')));

@@ -247,11 +247,25 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
   std::string rec;
   std::vector<char> copy_buffer(kIoChunk);
   uint64_t end_of_entries = 0;
+  // A run record (0x03 count) stands for `count` entries that are each: the
+  // next basis entry, only the mtime changed and equal to the previous
+  // entry's, same bytes as the basis, zero padding. A rebuild that only
+  // touched mtimes is a handful of these.
+  uint64_t run = 0;
+  auto flush_run = [&]() -> Status {
+    if (run == 0) return ok_status();
+    std::string r(1, '\x03');
+    put_varint(r, run);
+    run = 0;
+    return emit(r);
+  };
+  static const std::string kRunCoding("\x20\x00", 2);
   for (size_t i = 0; i < index.entries.size(); ++i) {
     plan_ahead(i);
     const FileRecord& r = index.entries[i];
     rec.clear();
     ++stats.entries;
+    bool simple = true;
     // Header.
     const FileRecord* basis_record = im.basis.find_path(r.path);
     bool coded = false;
@@ -259,6 +273,7 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
       int64_t id = im.basis.entry_id(basis_record);
       std::string coding;
       if (id >= 0 && header_coder.encode(basis_record->raw_metadata, r.raw_metadata, coding)) {
+        simple = coding == kRunCoding && id == previous_basis_entry + 1;
         rec.push_back(0x02);
         put_varint(rec, zigzag(id - (previous_basis_entry + 1)));
         rec += coding;
@@ -268,6 +283,7 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
       }
     }
     if (!coded) {
+      simple = false;
       rec.push_back(0x01);
       put_varint(rec, r.raw_metadata.size());
       rec += r.raw_metadata;
@@ -290,7 +306,7 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
       if (content >= 0 && basis_same) {
         rec.push_back('S');
         ++stats.same_as_basis;
-      } else if (content >= 0) {
+      } else if (simple = false; content >= 0) {
         rec.push_back('C');
         put_varint(rec, zigzag(content - (previous_content + 1)));
         previous_content = content;
@@ -303,6 +319,7 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
         rec.push_back(delta->op);
         put_varint(rec, delta->content_id);
         put_varint(rec, delta->bytes.size());
+        DS_RETURN_IF_ERROR(flush_run());
         DS_RETURN_IF_ERROR(emit(rec));
         rec.clear();
         DS_RETURN_IF_ERROR(emit(delta->bytes));
@@ -311,6 +328,7 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
         stats.delta_bytes += delta->bytes.size();
       } else {
         rec.push_back('L');
+        DS_RETURN_IF_ERROR(flush_run());
         DS_RETURN_IF_ERROR(emit(rec));
         rec.clear();
         FileSource payload(layer_fd, r.payload_offset, r.size, "layer tar");
@@ -336,13 +354,20 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
     if (std::all_of(padding.begin(), padding.end(), [](char c) { return c == 0; })) {
       rec.push_back(0x00);
     } else {
+      simple = false;
       rec.push_back(0x01);
       rec += padding;
     }
-    DS_RETURN_IF_ERROR(emit(rec));
+    if (simple) {
+      ++run;
+    } else {
+      DS_RETURN_IF_ERROR(flush_run());
+      DS_RETURN_IF_ERROR(emit(rec));
+    }
     end_of_entries = r.payload_offset + r.size + pad;
     ++im.global_entry;
   }
+  DS_RETURN_IF_ERROR(flush_run());
   // Trailer: the end-of-archive blocks and anything after them.
   if (index.tar_size < end_of_entries) return make_error(ErrorCode::kInternal, "layer index is inconsistent");
   uint64_t trailer_size = index.tar_size - end_of_entries;

@@ -131,6 +131,7 @@ Status run_apply_command(const ApplyCommandOptions& options) {
     return make_error(ErrorCode::kVerifyFailed, "bundle " + options.bundle + ": the image config does not hash to the image ID");
   }
   DS_ASSIGN_OR_RETURN(auto config_chain, config_diff_ids(config));
+  if (target_chain.empty()) target_chain = config_chain;
   if (config_chain != target_chain) {
     return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": the config's layers differ from the header's");
   }
@@ -146,12 +147,12 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   for (int n = 0; n < header.layers_size(); ++n) {
     DS_ASSIGN_OR_RETURN(wire::LayerBegin begin, bundle->next_layer());
     const auto& plan = header.layers(n);
-    DS_ASSIGN_OR_RETURN(Digest diff_id, Digest::parse(plan.diff_id()));
     if (begin.target_index() != plan.target_index() || plan.target_index() >= target_chain.size() ||
-        target_chain[plan.target_index()] != diff_id) {
+        (!plan.diff_id().empty() && plan.diff_id() != target_chain[plan.target_index()].str())) {
       return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": layer " + std::to_string(n + 1) +
                                                  " does not match the header");
     }
+    const Digest& diff_id = target_chain[plan.target_index()];
     std::string name = "layer " + std::to_string(plan.target_index() + 1) + " (" + diff_id.short_str() + ")";
     DS_ASSIGN_OR_RETURN(auto file, workspace->create_file(diff_id));
     DS_ASSIGN_OR_RETURN(auto output, decoder.decode(bundle->layer_stream(), file.second.get(), name));

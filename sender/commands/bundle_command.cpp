@@ -57,7 +57,11 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   } else {
     image->set_config(info.config_bytes);
   }
-  for (const auto& layer : info.layers) image->add_diff_ids(layer.diff_id.str());
+  // With a plain config the layer list is sent explicitly; a coded config
+  // carries it (rootfs.diff_ids), so it is not repeated.
+  if (!base) {
+    for (const auto& layer : info.layers) image->add_diff_ids(layer.diff_id.str());
+  }
   for (const auto& tag : info.tags) image->add_tags(tag);
   if (base) {
     for (const auto& layer : base->info().layers) header.mutable_basis()->add_diff_ids(layer.diff_id.str());
@@ -76,7 +80,6 @@ Status run_bundle_command(const BundleCommandOptions& options) {
     missing_bytes += index->tar_size;
     auto* plan = header.add_layers();
     plan->set_target_index(static_cast<uint32_t>(i));
-    plan->set_diff_id(diff_id.str());
     plan->set_tar_size(index->tar_size);
     plan->set_entries(index->entries.size());
   }

@@ -178,9 +178,15 @@ TEST_F(LayerStreamTest, DamagedStreamsAreRefused) {
     UniqueFd out(fd);
     MemorySource in(bad);
     auto result = decoder.decode(in, out.get(), "damaged layer");
-    // The zstd frame checksum catches what the structure checks do not.
-    EXPECT_FALSE(result) << "flip at " << at << " of " << good.size() << " was accepted";
-    if (!result) ++rejected;
+    // The zstd frame checksum catches what the structure checks do not; a
+    // flip in a bit the decoder never uses may decode to the same bytes,
+    // which is fine: what must never happen is a different layer.
+    if (result) {
+      IndexedTar target = index_tar(path("new.tar"));
+      EXPECT_EQ(result->digest, target.index.diff_id) << "flip at " << at << " gave a different layer";
+    } else {
+      ++rejected;
+    }
   }
   EXPECT_GT(rejected, 10);
 }
