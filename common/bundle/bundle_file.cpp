@@ -30,8 +30,10 @@ Status BundleWriter::write_frame(const wire::BundleFrame& frame) {
     magic_written_ = true;
   }
   std::string body;
-  if (!frame.SerializeToString(&body)) return make_error(ErrorCode::kInternal, "bundle: cannot serialize a frame");
-  if (body.size() > kMaxFrameBytes) return make_error(ErrorCode::kInternal, "bundle: frame too large");
+  if (!frame.SerializeToString(&body))
+    return make_error(ErrorCode::kInternal, "bundle: cannot serialize a frame");
+  if (body.size() > kMaxFrameBytes)
+    return make_error(ErrorCode::kInternal, "bundle: frame too large");
   DS_RETURN_IF_ERROR(write_raw(length_prefix(static_cast<uint32_t>(body.size()))));
   return write_raw(body);
 }
@@ -40,7 +42,8 @@ Status BundleWriter::write_header(const wire::BundleHeader& header) {
   // Digests and the config repeat each other: compressed, the header of a
   // small update is a few hundred bytes.
   std::string plain;
-  if (!header.SerializeToString(&plain)) return make_error(ErrorCode::kInternal, "bundle: cannot serialize the header");
+  if (!header.SerializeToString(&plain))
+    return make_error(ErrorCode::kInternal, "bundle: cannot serialize the header");
   DS_ASSIGN_OR_RETURN(std::string packed, zstd_compress(plain, 19));
   wire::BundleFrame frame;
   frame.set_header_zstd(packed);
@@ -84,7 +87,8 @@ Status BundleWriter::end_layer(uint32_t target_index) {
 Status BundleWriter::finish() {
   Digest digest = hasher_.finish();
   wire::BundleFrame frame;
-  frame.mutable_trailer()->set_sha256(std::string(reinterpret_cast<const char*>(digest.raw().data()), 32));
+  frame.mutable_trailer()->set_sha256(
+      std::string(reinterpret_cast<const char*>(digest.raw().data()), 32));
   std::string body;
   frame.SerializeToString(&body);
   DS_RETURN_IF_ERROR(out_.write(length_prefix(static_cast<uint32_t>(body.size()))));
@@ -107,14 +111,17 @@ Result<bool> BundleReader::read_frame(wire::BundleFrame& frame, std::string* raw
   if (got == 0) return false;
   if (got != 4) return make_error(ErrorCode::kCorrupt, "frame length is truncated");
   uint32_t length = 0;
-  for (int i = 0; i < 4; ++i) length |= static_cast<uint32_t>(static_cast<uint8_t>(prefix[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    length |= static_cast<uint32_t>(static_cast<uint8_t>(prefix[i])) << (8 * i);
   if (length > kMaxFrameBytes) {
-    return make_error(ErrorCode::kCorrupt, "frame of " + std::to_string(length) + " bytes exceeds the limit of " +
+    return make_error(ErrorCode::kCorrupt, "frame of " + std::to_string(length) +
+                                               " bytes exceeds the limit of " +
                                                std::to_string(kMaxFrameBytes));
   }
   std::string body(length, '\0');
   DS_RETURN_IF_ERROR(read_exact(*input_, body, "frame"));
-  if (!frame.ParseFromString(body)) return make_error(ErrorCode::kCorrupt, "frame is not a valid message");
+  if (!frame.ParseFromString(body))
+    return make_error(ErrorCode::kCorrupt, "frame is not a valid message");
   if (raw_out) *raw_out = std::string(prefix, 4) + body;
   return true;
 }
@@ -122,8 +129,8 @@ Result<bool> BundleReader::read_frame(wire::BundleFrame& frame, std::string* raw
 Status BundleReader::verify() {
   auto context = "bundle " + path_.string();
   auto corrupt = [&](const std::string& why) {
-    return make_error(ErrorCode::kCorrupt, context + ": " + why +
-                                               " (the file is damaged or incomplete; copy it again)");
+    return make_error(ErrorCode::kCorrupt,
+                      context + ": " + why + " (the file is damaged or incomplete; copy it again)");
   };
   DS_ASSIGN_OR_RETURN(auto file, open_file_source(path_));
   BufferedSource input(*file);
@@ -131,8 +138,9 @@ Status BundleReader::verify() {
   DS_ASSIGN_OR_RETURN(size_t got, read_full(input, magic));
   if (got != magic.size() || magic != kMagic) {
     if (got == magic.size() && magic.starts_with("DSBUNDL")) {
-      return make_error(ErrorCode::kUnsupported, context + ": bundle format version '" + magic.substr(7) +
-                                                     "' is not supported by this deltarecvd (it reads version 1)");
+      return make_error(ErrorCode::kUnsupported,
+                        context + ": bundle format version '" + magic.substr(7) +
+                            "' is not supported by this deltarecvd (it reads version 1)");
     }
     return corrupt("not a deltasync bundle (bad magic)");
   }
@@ -146,8 +154,10 @@ Status BundleReader::verify() {
     if (n != 4) return corrupt("truncated frame length");
     if (saw_trailer) return corrupt("data after the trailer");
     uint32_t length = 0;
-    for (int i = 0; i < 4; ++i) length |= static_cast<uint32_t>(static_cast<uint8_t>(prefix[i])) << (8 * i);
-    if (length > kMaxFrameBytes) return corrupt("frame length " + std::to_string(length) + " exceeds the limit");
+    for (int i = 0; i < 4; ++i)
+      length |= static_cast<uint32_t>(static_cast<uint8_t>(prefix[i])) << (8 * i);
+    if (length > kMaxFrameBytes)
+      return corrupt("frame length " + std::to_string(length) + " exceeds the limit");
     std::string body(length, '\0');
     DS_ASSIGN_OR_RETURN(size_t b, read_full(input, body));
     if (b != length) return corrupt("truncated frame");
@@ -173,7 +183,9 @@ Status BundleReader::verify() {
   wire::BundleFrame frame;
   DS_ASSIGN_OR_RETURN(bool ok, with_context(read_frame(frame), context));
   if (ok && frame.has_header_zstd()) {
-    DS_ASSIGN_OR_RETURN(std::string plain, with_context(zstd_decompress(frame.header_zstd(), kMaxFrameBytes * 4), context));
+    DS_ASSIGN_OR_RETURN(
+        std::string plain,
+        with_context(zstd_decompress(frame.header_zstd(), kMaxFrameBytes * 4), context));
     if (!header_.ParseFromString(plain)) return corrupt("the header is not a valid message");
   } else if (ok && frame.has_header()) {
     header_ = frame.header();
@@ -182,7 +194,8 @@ Status BundleReader::verify() {
   }
   if (header_.format_version() != kBundleFormatVersion) {
     return make_error(ErrorCode::kUnsupported, context + ": bundle format version " +
-                                                   std::to_string(header_.format_version()) + " is not supported");
+                                                   std::to_string(header_.format_version()) +
+                                                   " is not supported");
   }
   return ok_status();
 }
@@ -192,7 +205,8 @@ Result<wire::LayerBegin> BundleReader::next_layer() {
   wire::BundleFrame frame;
   DS_ASSIGN_OR_RETURN(bool ok, read_frame(frame));
   if (!ok || !frame.has_layer_begin()) {
-    return make_error(ErrorCode::kCorrupt, "bundle " + path_.string() + ": expected the start of a layer");
+    return make_error(ErrorCode::kCorrupt,
+                      "bundle " + path_.string() + ": expected the start of a layer");
   }
   layer_source_.ended = false;
   layer_source_.chunk.clear();
@@ -211,7 +225,8 @@ Result<size_t> BundleReader::LayerSource::read(std::span<char> buffer) {
       ended = true;
       return size_t{0};
     }
-    if (!frame.has_layer_data()) return make_error(ErrorCode::kCorrupt, "bundle: unexpected frame inside a layer");
+    if (!frame.has_layer_data())
+      return make_error(ErrorCode::kCorrupt, "bundle: unexpected frame inside a layer");
     chunk = std::move(*frame.mutable_layer_data());
     pos = 0;
   }

@@ -47,15 +47,18 @@ struct ZstdPrefixOptions {
   bool long_distance_matching = false;
   bool checksum = true;
 };
-std::unique_ptr<ByteSink> make_zstd_prefix_sink(ByteSink& out, std::string_view prefix, const ZstdPrefixOptions& options);
-std::unique_ptr<ByteSource> make_unzstd_prefix_source(std::unique_ptr<ByteSource> inner, std::string name,
-                                                      std::string_view prefix);
+std::unique_ptr<ByteSink> make_zstd_prefix_sink(ByteSink& out, std::string_view prefix,
+                                                const ZstdPrefixOptions& options);
+std::unique_ptr<ByteSource> make_unzstd_prefix_source(std::unique_ptr<ByteSource> inner,
+                                                      std::string name, std::string_view prefix);
 
 // One-shot helpers for small buffers.
 Result<std::string> zstd_compress(std::string_view data, int level);
 Result<std::string> zstd_decompress(std::string_view data, size_t max_size);
 // One-shot with a prefix dictionary both sides hold.
-Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string_view prefix, int level);
-Result<std::string> zstd_decompress_with_prefix(std::string_view data, std::string_view prefix, size_t max_size);
+Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string_view prefix,
+                                              int level);
+Result<std::string> zstd_decompress_with_prefix(std::string_view data, std::string_view prefix,
+                                                size_t max_size);
 
 }  // namespace deltasync

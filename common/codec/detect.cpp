@@ -6,18 +6,23 @@ namespace deltasync {
 
 std::string_view compression_name(Compression c) {
   switch (c) {
-    case Compression::kNone: return "uncompressed";
-    case Compression::kGzip: return "gzip";
-    case Compression::kZstd: return "zstd";
+    case Compression::kNone:
+      return "uncompressed";
+    case Compression::kGzip:
+      return "gzip";
+    case Compression::kZstd:
+      return "zstd";
   }
   return "?";
 }
 
 Compression detect_compression(std::string_view head) {
-  if (head.size() >= 2 && static_cast<uint8_t>(head[0]) == 0x1f && static_cast<uint8_t>(head[1]) == 0x8b) {
+  if (head.size() >= 2 && static_cast<uint8_t>(head[0]) == 0x1f &&
+      static_cast<uint8_t>(head[1]) == 0x8b) {
     return Compression::kGzip;
   }
-  if (head.size() >= 4 && std::memcmp(head.data(), "\x28\xb5\x2f\xfd", 4) == 0) return Compression::kZstd;
+  if (head.size() >= 4 && std::memcmp(head.data(), "\x28\xb5\x2f\xfd", 4) == 0)
+    return Compression::kZstd;
   return Compression::kNone;
 }
 
@@ -53,9 +58,12 @@ Result<std::unique_ptr<ByteSource>> open_decompressed(std::unique_ptr<ByteSource
   if (detected) *detected = c;
   auto replay = std::make_unique<PrefixedSource>(std::move(head), std::move(inner));
   switch (c) {
-    case Compression::kGzip: return make_gunzip_source(std::move(replay), std::move(name));
-    case Compression::kZstd: return make_unzstd_source(std::move(replay), std::move(name));
-    case Compression::kNone: break;
+    case Compression::kGzip:
+      return make_gunzip_source(std::move(replay), std::move(name));
+    case Compression::kZstd:
+      return make_unzstd_source(std::move(replay), std::move(name));
+    case Compression::kNone:
+      break;
   }
   return std::unique_ptr<ByteSource>(std::move(replay));
 }

@@ -46,8 +46,9 @@ class GunzipSource final : public ByteSource {
         continue;
       }
       if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        return make_error(ErrorCode::kCorrupt, name_ + ": gzip data is corrupt (" +
-                                                   std::string(stream_.msg ? stream_.msg : "zlib error") + ")");
+        return make_error(ErrorCode::kCorrupt,
+                          name_ + ": gzip data is corrupt (" +
+                              std::string(stream_.msg ? stream_.msg : "zlib error") + ")");
       }
     }
     return buffer.size() - stream_.avail_out;
@@ -86,7 +87,9 @@ class GzipSink final : public ByteSink {
       size_t produced = buf_.size() - stream_.avail_out;
       if (produced) DS_RETURN_IF_ERROR(out_.write(std::string_view(buf_.data(), produced)));
       if (rc == Z_STREAM_ERROR) return make_error(ErrorCode::kInternal, "gzip: deflate failed");
-      if (flush == Z_FINISH ? rc == Z_STREAM_END : (stream_.avail_in == 0 && stream_.avail_out != 0)) break;
+      if (flush == Z_FINISH ? rc == Z_STREAM_END
+                            : (stream_.avail_in == 0 && stream_.avail_out != 0))
+        break;
     }
     return ok_status();
   }
@@ -97,7 +100,8 @@ class GzipSink final : public ByteSink {
 
 }  // namespace
 
-std::unique_ptr<ByteSource> make_gunzip_source(std::unique_ptr<ByteSource> inner, std::string name) {
+std::unique_ptr<ByteSource> make_gunzip_source(std::unique_ptr<ByteSource> inner,
+                                               std::string name) {
   return std::make_unique<GunzipSource>(std::move(inner), std::move(name));
 }
 

@@ -20,7 +20,10 @@ Error zstd_error(size_t code, std::string_view context) {
 class UnzstdSource final : public ByteSource {
  public:
   UnzstdSource(std::unique_ptr<ByteSource> inner, std::string name, std::string_view prefix = {})
-      : inner_(std::move(inner)), name_(std::move(name)), in_(ZSTD_DStreamInSize()), prefix_(prefix) {
+      : inner_(std::move(inner)),
+        name_(std::move(name)),
+        in_(ZSTD_DStreamInSize()),
+        prefix_(prefix) {
     ctx_ = ZSTD_createDCtx();
     ZSTD_DCtx_setParameter(ctx_, ZSTD_d_windowLogMax, kMaxWindowLog);
     if (!prefix_.empty()) ZSTD_DCtx_refPrefix(ctx_, prefix_.data(), prefix_.size());
@@ -40,10 +43,12 @@ class UnzstdSource final : public ByteSource {
         input_ = {in_.data(), got, 0};
       }
       size_t rc = ZSTD_decompressStream(ctx_, &out, &input_);
-      if (ZSTD_isError(rc)) return std::unexpected(zstd_error(rc, name_ + ": zstd data is corrupt"));
+      if (ZSTD_isError(rc))
+        return std::unexpected(zstd_error(rc, name_ + ": zstd data is corrupt"));
       frame_done_ = (rc == 0);
       // A prefix applies to one frame; re-reference it for the next.
-      if (frame_done_ && !prefix_.empty()) ZSTD_DCtx_refPrefix(ctx_, prefix_.data(), prefix_.size());
+      if (frame_done_ && !prefix_.empty())
+        ZSTD_DCtx_refPrefix(ctx_, prefix_.data(), prefix_.size());
     }
     return out.pos;
   }
@@ -73,10 +78,12 @@ class ZstdSink final : public ByteSink {
     int window_log = options.window_log;
     if (window_log == 0 && !prefix.empty()) {
       window_log = 20;
-      while (window_log < kMaxWindowLog && (uint64_t{1} << window_log) < prefix.size() * 2) ++window_log;
+      while (window_log < kMaxWindowLog && (uint64_t{1} << window_log) < prefix.size() * 2)
+        ++window_log;
     }
     if (window_log) ZSTD_CCtx_setParameter(ctx_, ZSTD_c_windowLog, window_log);
-    if (options.long_distance_matching) ZSTD_CCtx_setParameter(ctx_, ZSTD_c_enableLongDistanceMatching, 1);
+    if (options.long_distance_matching)
+      ZSTD_CCtx_setParameter(ctx_, ZSTD_c_enableLongDistanceMatching, 1);
     if (!prefix.empty()) ZSTD_CCtx_refPrefix(ctx_, prefix.data(), prefix.size());
   }
   ~ZstdSink() override { ZSTD_freeCCtx(ctx_); }
@@ -108,7 +115,8 @@ class ZstdSink final : public ByteSink {
 
 }  // namespace
 
-std::unique_ptr<ByteSource> make_unzstd_source(std::unique_ptr<ByteSource> inner, std::string name) {
+std::unique_ptr<ByteSource> make_unzstd_source(std::unique_ptr<ByteSource> inner,
+                                               std::string name) {
   return std::make_unique<UnzstdSource>(std::move(inner), std::move(name));
 }
 
@@ -121,15 +129,16 @@ std::unique_ptr<ByteSink> make_zstd_prefix_sink(ByteSink& out, std::string_view 
   return std::make_unique<ZstdSink>(out, prefix, options);
 }
 
-std::unique_ptr<ByteSource> make_unzstd_prefix_source(std::unique_ptr<ByteSource> inner, std::string name,
-                                                      std::string_view prefix) {
+std::unique_ptr<ByteSource> make_unzstd_prefix_source(std::unique_ptr<ByteSource> inner,
+                                                      std::string name, std::string_view prefix) {
   return std::make_unique<UnzstdSource>(std::move(inner), std::move(name), prefix);
 }
 
 Result<std::string> zstd_compress(std::string_view data, int level) {
   std::string out(ZSTD_compressBound(data.size()), '\0');
   size_t rc = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
-  if (ZSTD_isError(rc)) return make_error(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(rc));
+  if (ZSTD_isError(rc))
+    return make_error(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(rc));
   out.resize(rc);
   return out;
 }
@@ -149,7 +158,8 @@ Result<std::string> zstd_decompress(std::string_view data, size_t max_size) {
 
 namespace deltasync {
 
-Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string_view prefix, int level) {
+Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string_view prefix,
+                                              int level) {
   StringSink out;
   ZstdPrefixOptions options;
   options.level = level;
@@ -160,8 +170,10 @@ Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string
   return std::move(out.data());
 }
 
-Result<std::string> zstd_decompress_with_prefix(std::string_view data, std::string_view prefix, size_t max_size) {
-  auto source = make_unzstd_prefix_source(std::make_unique<MemorySource>(data), "zstd block", prefix);
+Result<std::string> zstd_decompress_with_prefix(std::string_view data, std::string_view prefix,
+                                                size_t max_size) {
+  auto source =
+      make_unzstd_prefix_source(std::make_unique<MemorySource>(data), "zstd block", prefix);
   return read_all(*source, max_size);
 }
 

@@ -19,8 +19,9 @@ Result<Digest> Digest::parse(std::string_view text, bool allow_bare) {
   if (hex.starts_with("sha256:")) {
     hex.remove_prefix(7);
   } else if (!allow_bare) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "digest '" + std::string(text) + "' is not of the form sha256:<64 hex digits>");
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        "digest '" + std::string(text) + "' is not of the form sha256:<64 hex digits>");
   }
   if (hex.size() != 64) {
     return make_error(ErrorCode::kInvalidArgument,
@@ -31,8 +32,9 @@ Result<Digest> Digest::parse(std::string_view text, bool allow_bare) {
     int hi = hex_value(hex[2 * i]);
     int lo = hex_value(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "digest '" + std::string(text) + "' has a character that is not lower-case hex");
+      return make_error(
+          ErrorCode::kInvalidArgument,
+          "digest '" + std::string(text) + "' has a character that is not lower-case hex");
     }
     raw[i] = static_cast<uint8_t>(hi * 16 + lo);
   }
@@ -73,7 +75,9 @@ Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
   }
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(impl_->ctx); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(impl_->ctx);
+}
 
 void Sha256::update(std::string_view data) {
   if (!data.empty()) EVP_DigestUpdate(impl_->ctx, data.data(), data.size());
@@ -100,7 +104,8 @@ Status HashingSink::write(std::string_view data) {
   return next_ ? next_->write(data) : ok_status();
 }
 
-VerifyingSource::VerifyingSource(std::unique_ptr<ByteSource> inner, Digest expected, std::string what)
+VerifyingSource::VerifyingSource(std::unique_ptr<ByteSource> inner, Digest expected,
+                                 std::string what)
     : inner_(std::move(inner)), expected_(expected), what_(std::move(what)) {}
 
 Result<size_t> VerifyingSource::read(std::span<char> buffer) {

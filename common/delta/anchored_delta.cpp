@@ -15,8 +15,8 @@
 #include <zstd.h>
 
 #include <algorithm>
-#include <optional>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "common/delta/block_delta.h"
@@ -31,11 +31,13 @@ constexpr uint8_t kVersion = 1;
 constexpr size_t kAnchor = 64;
 constexpr uint64_t kMaxWindow = 64ull << 20;
 
-Status read_at_exact(RandomAccessInput& input, uint64_t offset, std::span<char> buffer, const char* what) {
+Status read_at_exact(RandomAccessInput& input, uint64_t offset, std::span<char> buffer,
+                     const char* what) {
   size_t done = 0;
   while (done < buffer.size()) {
     DS_ASSIGN_OR_RETURN(size_t got, input.read_at(offset + done, buffer.subspan(done)));
-    if (got == 0) return make_error(ErrorCode::kCorrupt, std::string(what) + ": file is shorter than expected");
+    if (got == 0)
+      return make_error(ErrorCode::kCorrupt, std::string(what) + ": file is shorter than expected");
     done += got;
   }
   return ok_status();
@@ -60,8 +62,14 @@ int window_log_for(uint64_t span) {
 
 class Encoder {
  public:
-  Encoder(RandomAccessInput& basis, RandomAccessInput& fresh, const AnchoredDeltaParams& p, ByteSink& out)
-      : basis_(basis), new_(fresh), p_(p), out_(out), chunk_(p.chunk_bytes, '\0'), base_chunk_(p.chunk_bytes, '\0') {
+  Encoder(RandomAccessInput& basis, RandomAccessInput& fresh, const AnchoredDeltaParams& p,
+          ByteSink& out)
+      : basis_(basis),
+        new_(fresh),
+        p_(p),
+        out_(out),
+        chunk_(p.chunk_bytes, '\0'),
+        base_chunk_(p.chunk_bytes, '\0') {
     cctx_ = ZSTD_createCCtx();
   }
   ~Encoder() { ZSTD_freeCCtx(cctx_); }
@@ -104,11 +112,13 @@ class Encoder {
                                    expected + static_cast<int64_t>(p_.search_radius + len));
     if (hi - lo < static_cast<int64_t>(kAnchor)) return std::nullopt;
     search_.resize(static_cast<size_t>(hi - lo));
-    if (!read_at_exact(basis_, static_cast<uint64_t>(lo), search_, "basis file")) return std::nullopt;
+    if (!read_at_exact(basis_, static_cast<uint64_t>(lo), search_, "basis file"))
+      return std::nullopt;
     const char* begin = search_.data();
     const char* end = begin + search_.size();
     for (const char* hit = begin; hit + kAnchor <= end;) {
-      hit = static_cast<const char*>(::memmem(hit, static_cast<size_t>(end - hit), chunk_.data(), kAnchor));
+      hit = static_cast<const char*>(
+          ::memmem(hit, static_cast<size_t>(end - hit), chunk_.data(), kAnchor));
       if (!hit) break;
       int64_t candidate = lo + (hit - begin);
       if (equal_at(candidate, len)) {
@@ -122,8 +132,8 @@ class Encoder {
 
   bool equal_at(int64_t basis_offset, uint64_t len) {
     if (basis_offset < 0 || static_cast<uint64_t>(basis_offset) + len > basis_.size()) return false;
-    if (!read_at_exact(basis_, static_cast<uint64_t>(basis_offset), std::span<char>(base_chunk_.data(), len),
-                       "basis file")) {
+    if (!read_at_exact(basis_, static_cast<uint64_t>(basis_offset),
+                       std::span<char>(base_chunk_.data(), len), "basis file")) {
       return false;
     }
     return std::memcmp(base_chunk_.data(), chunk_.data(), len) == 0;
@@ -171,7 +181,9 @@ class Encoder {
     if (wlen) ZSTD_CCtx_refPrefix(cctx_, window.data(), window.size());
     std::string frame(ZSTD_compressBound(len), '\0');
     size_t rc = ZSTD_compress2(cctx_, frame.data(), frame.size(), data.data(), data.size());
-    if (ZSTD_isError(rc)) return make_error(ErrorCode::kInternal, std::string("anchored delta: ") + ZSTD_getErrorName(rc));
+    if (ZSTD_isError(rc))
+      return make_error(ErrorCode::kInternal,
+                        std::string("anchored delta: ") + ZSTD_getErrorName(rc));
     frame.resize(rc);
     std::string cmd(1, 'P');
     put_varint(cmd, static_cast<uint64_t>(wlo));
@@ -195,8 +207,8 @@ class Encoder {
 
 }  // namespace
 
-Status anchored_delta_encode(RandomAccessInput& basis, RandomAccessInput& new_file, const AnchoredDeltaParams& params,
-                             ByteSink& delta) {
+Status anchored_delta_encode(RandomAccessInput& basis, RandomAccessInput& new_file,
+                             const AnchoredDeltaParams& params, ByteSink& delta) {
   if (params.chunk_bytes < kAnchor || params.chunk_bytes > (16u << 20)) {
     return make_error(ErrorCode::kInvalidArgument, "anchored delta: chunk size out of range");
   }
@@ -204,7 +216,8 @@ Status anchored_delta_encode(RandomAccessInput& basis, RandomAccessInput& new_fi
   return encoder.run();
 }
 
-Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSink& out, uint64_t max_output) {
+Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSink& out,
+                             uint64_t max_output) {
   char head[5];
   DS_RETURN_IF_ERROR(read_exact(delta, std::span<char>(head, 5), "anchored delta"));
   if (std::memcmp(head, kMagic, 4) != 0 || static_cast<uint8_t>(head[4]) != kVersion) {
@@ -213,7 +226,8 @@ Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSi
   DS_ASSIGN_OR_RETURN(uint64_t new_size, read_varint(delta));
   if (new_size > max_output) {
     return make_error(ErrorCode::kCorrupt, "anchored delta: declares " + std::to_string(new_size) +
-                                               " bytes, more than the " + std::to_string(max_output) + " allowed");
+                                               " bytes, more than the " +
+                                               std::to_string(max_output) + " allowed");
   }
   uint64_t written = 0;
   std::vector<char> buffer(1 << 20);
@@ -232,10 +246,12 @@ Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSi
       if (offset > basis.size() || len > basis.size() - offset) {
         return make_error(ErrorCode::kCorrupt, "anchored delta: copy refers outside its basis");
       }
-      if (len > new_size - written) return make_error(ErrorCode::kCorrupt, "anchored delta: writes more than declared");
+      if (len > new_size - written)
+        return make_error(ErrorCode::kCorrupt, "anchored delta: writes more than declared");
       for (uint64_t done = 0; done < len;) {
         size_t want = std::min<uint64_t>(buffer.size(), len - done);
-        DS_RETURN_IF_ERROR(read_at_exact(basis, offset + done, std::span<char>(buffer.data(), want), "basis file"));
+        DS_RETURN_IF_ERROR(read_at_exact(basis, offset + done, std::span<char>(buffer.data(), want),
+                                         "basis file"));
         DS_RETURN_IF_ERROR(out.write(std::string_view(buffer.data(), want)));
         done += want;
       }
@@ -261,8 +277,9 @@ Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSi
       if (wlen) ZSTD_DCtx_refPrefix(dctx, window.data(), window.size());
       size_t rc = ZSTD_decompressDCtx(dctx, data.data(), data.size(), frame.data(), frame.size());
       if (ZSTD_isError(rc) || rc != len) {
-        return make_error(ErrorCode::kCorrupt, std::string("anchored delta: patch does not decode (") +
-                                                   (ZSTD_isError(rc) ? ZSTD_getErrorName(rc) : "wrong size") + ")");
+        return make_error(ErrorCode::kCorrupt,
+                          std::string("anchored delta: patch does not decode (") +
+                              (ZSTD_isError(rc) ? ZSTD_getErrorName(rc) : "wrong size") + ")");
       }
       DS_RETURN_IF_ERROR(out.write(data));
       written += len;
@@ -271,8 +288,8 @@ Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSi
     }
   }
   if (written != new_size) {
-    return make_error(ErrorCode::kCorrupt, "anchored delta: produced " + std::to_string(written) + " of " +
-                                               std::to_string(new_size) + " bytes");
+    return make_error(ErrorCode::kCorrupt, "anchored delta: produced " + std::to_string(written) +
+                                               " of " + std::to_string(new_size) + " bytes");
   }
   return ok_status();
 }

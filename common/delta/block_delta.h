@@ -141,12 +141,13 @@ namespace deltasync {
 struct AnchoredDeltaParams {
   int level = 3;
   uint64_t chunk_bytes = 64 * 1024;
-  uint64_t search_radius = 1 << 20;  // how far an insertion/deletion is looked for
+  uint64_t search_radius = 1 << 20;     // how far an insertion/deletion is looked for
   uint64_t window_margin = 256 * 1024;  // basis bytes around a changed region used as prefix
   uint64_t max_region = 8ull << 20;     // changed regions are cut into pieces of at most this
 };
-Status anchored_delta_encode(RandomAccessInput& basis, RandomAccessInput& new_file, const AnchoredDeltaParams& params,
-                             ByteSink& delta);
-Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSink& out, uint64_t max_output);
+Status anchored_delta_encode(RandomAccessInput& basis, RandomAccessInput& new_file,
+                             const AnchoredDeltaParams& params, ByteSink& delta);
+Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSink& out,
+                             uint64_t max_output);
 
 }  // namespace deltasync

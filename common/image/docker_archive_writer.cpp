@@ -92,8 +92,9 @@ Status DockerArchiveWriter::skip_layer(const Digest& diff_id) {
   size_t index = layer_paths_.size();
   if (index >= expected_diff_ids_.size() || expected_diff_ids_[index] != diff_id) {
     failed_ = true;
-    return make_error(ErrorCode::kInvalidArgument, "docker-archive writer: layer " + std::to_string(index + 1) +
-                                                       " (" + diff_id.str() + ") is not the config's next layer");
+    return make_error(ErrorCode::kInvalidArgument,
+                      "docker-archive writer: layer " + std::to_string(index + 1) + " (" +
+                          diff_id.str() + ") is not the config's next layer");
   }
   layer_paths_.push_back(diff_id.hex() + "/layer.tar");
   return ok_status();

@@ -5,7 +5,8 @@ namespace deltasync {
 Result<const LayerIndex*> LayerIndexCache::get(ImageReader& image, size_t i) {
   const LayerInfo& layer = image.info().layers.at(i);
   if (auto it = cache_.find(layer.diff_id); it != cache_.end()) return it->second.get();
-  std::string name = "layer " + std::to_string(i + 1) + " (" + layer.diff_id.short_str() + ") of " + image.describe();
+  std::string name = "layer " + std::to_string(i + 1) + " (" + layer.diff_id.short_str() + ") of " +
+                     image.describe();
   DS_ASSIGN_OR_RETURN(auto source, image.open_layer(i));
   DS_ASSIGN_OR_RETURN(LayerIndex index, build_layer_index(*source, layer.diff_id, name));
   ++layers_read_;

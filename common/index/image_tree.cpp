@@ -25,7 +25,8 @@ void erase_children(std::map<std::string, FileRecord>& files, const std::string&
   }
   std::string prefix = dir + "/";
   auto it = files.lower_bound(prefix);
-  while (it != files.end() && it->first.compare(0, prefix.size(), prefix) == 0) it = files.erase(it);
+  while (it != files.end() && it->first.compare(0, prefix.size(), prefix) == 0)
+    it = files.erase(it);
 }
 
 }  // namespace
@@ -42,7 +43,8 @@ ImageTree build_image_tree(const std::vector<const LayerIndex*>& layers) {
         erase_children(files, parent_dir(r.path));
       } else if (base.starts_with(kWhiteoutPrefix)) {
         std::string dir = parent_dir(r.path);
-        std::string victim = (dir.empty() ? "" : dir + "/") + std::string(base.substr(kWhiteoutPrefix.size()));
+        std::string victim =
+            (dir.empty() ? "" : dir + "/") + std::string(base.substr(kWhiteoutPrefix.size()));
         files.erase(victim);
         erase_children(files, victim);
       }

@@ -6,14 +6,22 @@ namespace deltasync {
 
 std::string_view file_kind_name(FileKind kind) {
   switch (kind) {
-    case FileKind::kRegular: return "file";
-    case FileKind::kDirectory: return "dir";
-    case FileKind::kSymlink: return "symlink";
-    case FileKind::kHardlink: return "hardlink";
-    case FileKind::kCharDevice: return "char-device";
-    case FileKind::kBlockDevice: return "block-device";
-    case FileKind::kFifo: return "fifo";
-    case FileKind::kOther: return "other";
+    case FileKind::kRegular:
+      return "file";
+    case FileKind::kDirectory:
+      return "dir";
+    case FileKind::kSymlink:
+      return "symlink";
+    case FileKind::kHardlink:
+      return "hardlink";
+    case FileKind::kCharDevice:
+      return "char-device";
+    case FileKind::kBlockDevice:
+      return "block-device";
+    case FileKind::kFifo:
+      return "fifo";
+    case FileKind::kOther:
+      return "other";
   }
   return "other";
 }
@@ -22,14 +30,23 @@ namespace {
 
 FileKind kind_of(char type) {
   switch (type) {
-    case '0': case '7': return FileKind::kRegular;
-    case '1': return FileKind::kHardlink;
-    case '2': return FileKind::kSymlink;
-    case '3': return FileKind::kCharDevice;
-    case '4': return FileKind::kBlockDevice;
-    case '5': return FileKind::kDirectory;
-    case '6': return FileKind::kFifo;
-    default: return FileKind::kOther;
+    case '0':
+    case '7':
+      return FileKind::kRegular;
+    case '1':
+      return FileKind::kHardlink;
+    case '2':
+      return FileKind::kSymlink;
+    case '3':
+      return FileKind::kCharDevice;
+    case '4':
+      return FileKind::kBlockDevice;
+    case '5':
+      return FileKind::kDirectory;
+    case '6':
+      return FileKind::kFifo;
+    default:
+      return FileKind::kOther;
   }
 }
 
@@ -41,7 +58,8 @@ class IndexingVisitor final : public TarVisitor {
     r.path = e.normalized_path();
     r.kind = kind_of(e.type);
     r.size = e.size;
-    r.link_target = r.kind == FileKind::kHardlink ? normalize_tar_path(e.link_target) : e.link_target;
+    r.link_target =
+        r.kind == FileKind::kHardlink ? normalize_tar_path(e.link_target) : e.link_target;
     r.mode = e.mode;
     r.uid = e.uid;
     r.gid = e.gid;
@@ -81,7 +99,8 @@ class IndexingVisitor final : public TarVisitor {
 
 }  // namespace
 
-Result<LayerIndex> build_layer_index(ByteSource& layer_tar, const Digest& diff_id, std::string_view name) {
+Result<LayerIndex> build_layer_index(ByteSource& layer_tar, const Digest& diff_id,
+                                     std::string_view name) {
   LayerIndex index;
   index.diff_id = diff_id;
   IndexingVisitor visitor(index);
@@ -90,7 +109,8 @@ Result<LayerIndex> build_layer_index(ByteSource& layer_tar, const Digest& diff_i
   // the verifying source report a digest mismatch even for odd archives).
   char probe;
   DS_ASSIGN_OR_RETURN(size_t extra, layer_tar.read(std::span<char>(&probe, 1)));
-  if (extra != 0) return make_error(ErrorCode::kInternal, std::string(name) + ": bytes left after the archive");
+  if (extra != 0)
+    return make_error(ErrorCode::kInternal, std::string(name) + ": bytes left after the archive");
   index.tar_size = visitor.total();
   return index;
 }

@@ -19,7 +19,16 @@
 
 namespace deltasync {
 
-enum class FileKind : uint8_t { kRegular, kDirectory, kSymlink, kHardlink, kCharDevice, kBlockDevice, kFifo, kOther };
+enum class FileKind : uint8_t {
+  kRegular,
+  kDirectory,
+  kSymlink,
+  kHardlink,
+  kCharDevice,
+  kBlockDevice,
+  kFifo,
+  kOther
+};
 std::string_view file_kind_name(FileKind kind);
 
 struct FileRecord {
@@ -39,8 +48,8 @@ struct FileRecord {
   // Position in the layer: entry ordinal and payload offset in the tar.
   uint64_t entry_index = 0;
   uint64_t payload_offset = 0;
-  uint32_t layer = 0;         // position of the layer in the image (set by build_image_tree)
-  std::string raw_metadata;   // the entry's header bytes exactly as in the tar
+  uint32_t layer = 0;        // position of the layer in the image (set by build_image_tree)
+  std::string raw_metadata;  // the entry's header bytes exactly as in the tar
 };
 
 struct LayerIndex {
@@ -50,6 +59,7 @@ struct LayerIndex {
 };
 
 // Reads a layer tar to its end (so a VerifyingSource gets to check it).
-Result<LayerIndex> build_layer_index(ByteSource& layer_tar, const Digest& diff_id, std::string_view name);
+Result<LayerIndex> build_layer_index(ByteSource& layer_tar, const Digest& diff_id,
+                                     std::string_view name);
 
 }  // namespace deltasync

@@ -74,7 +74,9 @@ static Status write_all_fd(int fd, std::string_view data, const std::string& nam
   return ok_status();
 }
 
-Status FdSink::write(std::string_view data) { return write_all_fd(fd_.get(), data, name_); }
+Status FdSink::write(std::string_view data) {
+  return write_all_fd(fd_.get(), data, name_);
+}
 
 Status FdSink::finish() {
   fd_.reset();
@@ -104,7 +106,8 @@ Status AtomicFile::write(std::string_view data) {
 
 Status AtomicFile::finish() {
   if (finished_) return ok_status();
-  if (::fsync(fd_.get()) != 0) return std::unexpected(errno_error(errno, "fsync " + temp_path_.string()));
+  if (::fsync(fd_.get()) != 0)
+    return std::unexpected(errno_error(errno, "fsync " + temp_path_.string()));
   finished_ = true;
   return ok_status();
 }

@@ -13,18 +13,21 @@ Basis Basis::build(const std::vector<const LayerIndex*>& layers, size_t dictiona
   Basis basis;
   basis.tree_ = build_image_tree(layers);
   for (const auto& [path, record] : basis.tree_.files) basis.entries_.push_back(&record);
-  std::sort(basis.entries_.begin(), basis.entries_.end(), [](const FileRecord* a, const FileRecord* b) {
-    return a->layer != b->layer ? a->layer < b->layer : a->entry_index < b->entry_index;
-  });
+  std::sort(basis.entries_.begin(), basis.entries_.end(),
+            [](const FileRecord* a, const FileRecord* b) {
+              return a->layer != b->layer ? a->layer < b->layer : a->entry_index < b->entry_index;
+            });
   for (uint32_t i = 0; i < basis.entries_.size(); ++i) basis.entry_ids_[basis.entries_[i]] = i;
 
   for (uint32_t layer_number = 0; layer_number < layers.size(); ++layer_number) {
     basis.layer_diff_ids_.push_back(layers[layer_number]->diff_id);
     for (const FileRecord& r : layers[layer_number]->entries) {
       if (r.kind != FileKind::kRegular || r.size == 0) continue;
-      auto [it, inserted] = basis.content_ids_.emplace(r.digest, static_cast<uint32_t>(basis.contents_.size()));
+      auto [it, inserted] =
+          basis.content_ids_.emplace(r.digest, static_cast<uint32_t>(basis.contents_.size()));
       if (!inserted) continue;
-      basis.contents_.push_back(BasisContent{r.digest, r.size, layer_number, r.payload_offset, r.path});
+      basis.contents_.push_back(
+          BasisContent{r.digest, r.size, layer_number, r.payload_offset, r.path});
       basis.contents_by_name_[path_base_name(r.path)].push_back(it->second);
     }
   }
@@ -37,7 +40,8 @@ Basis Basis::build(const std::vector<const LayerIndex*>& layers, size_t dictiona
     total += basis.entries_[--first]->raw_metadata.size();
   }
   basis.dictionary_.reserve(total);
-  for (size_t i = first; i < basis.entries_.size(); ++i) basis.dictionary_ += basis.entries_[i]->raw_metadata;
+  for (size_t i = first; i < basis.entries_.size(); ++i)
+    basis.dictionary_ += basis.entries_[i]->raw_metadata;
   return basis;
 }
 

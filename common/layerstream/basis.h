@@ -38,7 +38,8 @@ struct BasisContent {
 class Basis {
  public:
   // `layers` are the base image's layer indexes, lowest first. They must outlive the Basis.
-  static Basis build(const std::vector<const LayerIndex*>& layers, size_t dictionary_limit = 32 << 20);
+  static Basis build(const std::vector<const LayerIndex*>& layers,
+                     size_t dictionary_limit = 32 << 20);
 
   const ImageTree& tree() const { return tree_; }
   const std::vector<const FileRecord*>& entries() const { return entries_; }

@@ -48,8 +48,12 @@ constexpr std::array<Field, 17> kFields{{
 constexpr size_t kChecksumField = 6;
 constexpr size_t kMtimeField = 5;
 
-uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
-int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+uint64_t zigzag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t unzigzag(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
 
 // An octal field is: optional leading spaces/zeros, digits, terminators.
 // Returns the value if the field is plain octal (not base-256).
@@ -90,7 +94,8 @@ std::string checksum_like(std::string_view basis_field, std::string_view block) 
 }  // namespace
 
 bool HeaderCoder::encode(std::string_view basis, std::string_view target, std::string& out) {
-  if (basis.size() != target.size() || basis.size() < kTarBlock || basis.size() % kTarBlock != 0) return false;
+  if (basis.size() != target.size() || basis.size() < kTarBlock || basis.size() % kTarBlock != 0)
+    return false;
   size_t ext = basis.size() - kTarBlock;
   if (basis.substr(0, ext) != target.substr(0, ext)) return false;
   std::string_view b = basis.substr(ext);
@@ -144,10 +149,12 @@ bool HeaderCoder::encode(std::string_view basis, std::string_view target, std::s
 
 Result<std::string> HeaderCoder::decode(std::string_view basis, std::string_view& in) {
   if (basis.size() < kTarBlock || basis.size() % kTarBlock != 0) {
-    return make_error(ErrorCode::kCorrupt, "header coding refers to a basis entry without a header");
+    return make_error(ErrorCode::kCorrupt,
+                      "header coding refers to a basis entry without a header");
   }
   DS_ASSIGN_OR_RETURN(uint64_t mask, get_varint(in));
-  if (mask >> kFields.size()) return make_error(ErrorCode::kCorrupt, "header coding has an unknown field");
+  if (mask >> kFields.size())
+    return make_error(ErrorCode::kCorrupt, "header coding has an unknown field");
   std::string out(basis);
   char* block = out.data() + out.size() - kTarBlock;
   std::string_view b = basis.substr(basis.size() - kTarBlock);
@@ -163,9 +170,11 @@ Result<std::string> HeaderCoder::decode(std::string_view basis, std::string_view
         if (!bv) return make_error(ErrorCode::kCorrupt, "header coding: basis field is not octal");
         int64_t reference = i == kMtimeField ? previous_mtime_ : static_cast<int64_t>(*bv);
         int64_t value = reference + unzigzag(v >> 1);
-        if (value < 0) return make_error(ErrorCode::kCorrupt, "header coding: negative field value");
+        if (value < 0)
+          return make_error(ErrorCode::kCorrupt, "header coding: negative field value");
         auto formatted = format_like(bf, static_cast<uint64_t>(value));
-        if (!formatted) return make_error(ErrorCode::kCorrupt, "header coding: value does not fit its field");
+        if (!formatted)
+          return make_error(ErrorCode::kCorrupt, "header coding: value does not fit its field");
         std::memcpy(block + f.offset, formatted->data(), f.length);
         if (i == kMtimeField) previous_mtime_ = value;
         continue;
@@ -178,7 +187,8 @@ Result<std::string> HeaderCoder::decode(std::string_view basis, std::string_view
   }
   if (!checksum_given) {
     std::string sum = checksum_like(b.substr(148, 8), std::string_view(block, kTarBlock));
-    if (sum.size() != 8) return make_error(ErrorCode::kCorrupt, "header coding: basis checksum field is malformed");
+    if (sum.size() != 8)
+      return make_error(ErrorCode::kCorrupt, "header coding: basis checksum field is malformed");
     std::memcpy(block + 148, sum.data(), 8);
   }
   return out;

@@ -20,7 +20,9 @@ namespace deltasync {
 
 namespace {
 
-int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+int64_t unzigzag(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
 
 Result<uint64_t> read_varint(ByteSource& in) {
   uint64_t value = 0;
@@ -102,7 +104,8 @@ struct LayerStreamDecoder::Impl {
   std::vector<EarlierEntry> earlier;  // by global entry number (size 0 when no payload)
 };
 
-LayerStreamDecoder::LayerStreamDecoder(const Basis& basis, const LayerFiles& basis_files, DecoderLimits limits)
+LayerStreamDecoder::LayerStreamDecoder(const Basis& basis, const LayerFiles& basis_files,
+                                       DecoderLimits limits)
     : impl_(std::make_unique<Impl>(Impl{basis, basis_files, limits, {}})) {}
 LayerStreamDecoder::~LayerStreamDecoder() = default;
 
@@ -114,7 +117,8 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
     Result<size_t> read(std::span<char> b) override { return s_.read(b); }
     ByteSource& s_;
   };
-  auto plain = make_unzstd_prefix_source(std::make_unique<Borrow>(compressed), name, im.basis.dictionary());
+  auto plain =
+      make_unzstd_prefix_source(std::make_unique<Borrow>(compressed), name, im.basis.dictionary());
   BufferedSource in(*plain);
   LayerOutput out(out_fd, im.limits.max_layer_bytes);
   HeaderCoder header_coder;
@@ -124,7 +128,8 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
   size_t entry_number = 0;
 
   auto fail = [&](const std::string& what) {
-    return make_error(ErrorCode::kCorrupt, name + ": entry " + std::to_string(entry_number) + ": " + what);
+    return make_error(ErrorCode::kCorrupt,
+                      name + ": entry " + std::to_string(entry_number) + ": " + what);
   };
   auto copy_range = [&](int fd, uint64_t offset, uint64_t size) -> Status {
     FileSource source(fd, offset, size, "basis file");
@@ -143,7 +148,8 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
       DS_ASSIGN_OR_RETURN(tag, read_byte(in));
       if (tag == 0x03) {
         DS_ASSIGN_OR_RETURN(run_remaining, read_varint(in));
-        if (run_remaining == 0 || run_remaining > im.basis.entries().size()) return fail("bad run length");
+        if (run_remaining == 0 || run_remaining > im.basis.entries().size())
+          return fail("bad run length");
         --run_remaining;
         tag = 0x02;
         in_run = true;
@@ -168,30 +174,36 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
     const FileRecord* basis_record = nullptr;
     if (tag == 0x01) {
       DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in));
-      if (len < kTarBlock || len > (64u << 20) || len % kTarBlock != 0) return fail("bad header length");
+      if (len < kTarBlock || len > (64u << 20) || len % kTarBlock != 0)
+        return fail("bad header length");
       header.resize(len);
       DS_RETURN_IF_ERROR(read_exact(in, header, "layer stream header"));
     } else if (tag == 0x02 && in_run) {
       int64_t id = previous_basis_entry + 1;
-      if (static_cast<uint64_t>(id) >= im.basis.entries().size()) return fail("run goes past the basis entries");
+      if (static_cast<uint64_t>(id) >= im.basis.entries().size())
+        return fail("run goes past the basis entries");
       previous_basis_entry = id;
       basis_record = im.basis.entries()[id];
       static const std::string kRunCoding("\x20\x00", 2);
       std::string_view view = kRunCoding;
-      DS_ASSIGN_OR_RETURN(header, with_context(header_coder.decode(basis_record->raw_metadata, view), name));
+      DS_ASSIGN_OR_RETURN(
+          header, with_context(header_coder.decode(basis_record->raw_metadata, view), name));
     } else if (tag == 0x02) {
       DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in));
       int64_t id = previous_basis_entry + 1 + unzigzag(delta);
-      if (id < 0 || static_cast<uint64_t>(id) >= im.basis.entries().size()) return fail("basis entry out of range");
+      if (id < 0 || static_cast<uint64_t>(id) >= im.basis.entries().size())
+        return fail("basis entry out of range");
       previous_basis_entry = id;
       basis_record = im.basis.entries()[id];
       // The coding is at most a few hundred bytes; decode from a bounded peek.
       std::string coding;
       DS_ASSIGN_OR_RETURN(uint64_t mask, read_varint(in));
       put_varint(coding, mask);
-      static constexpr size_t kLengths[17] = {100, 8, 8, 8, 12, 12, 8, 1, 100, 6, 2, 32, 32, 8, 8, 155, 12};
-      static constexpr bool kNumeric[17] = {false, true, true, true, true, true, false, false, false,
-                                            false, false, false, false, true, true, false, false};
+      static constexpr size_t kLengths[17] = {100, 8, 8,  8,  12, 12, 8,   1, 100,
+                                              6,   2, 32, 32, 8,  8,  155, 12};
+      static constexpr bool kNumeric[17] = {false, true,  true,  true,  true,  true,
+                                            false, false, false, false, false, false,
+                                            false, true,  true,  false, false};
       if (mask >> 17) return fail("bad header coding");
       for (size_t f = 0; f < 17; ++f) {
         if (!(mask & (uint64_t{1} << f))) continue;
@@ -208,7 +220,8 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
         }
       }
       std::string_view view = coding;
-      DS_ASSIGN_OR_RETURN(header, with_context(header_coder.decode(basis_record->raw_metadata, view), name));
+      DS_ASSIGN_OR_RETURN(
+          header, with_context(header_coder.decode(basis_record->raw_metadata, view), name));
     } else {
       return fail("unknown record type " + std::to_string(static_cast<uint8_t>(tag)));
     }
@@ -223,7 +236,8 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
       }
       switch (op) {
         case 'S': {
-          if (!basis_record || basis_record->size != size) return fail("'same as basis' without a matching basis entry");
+          if (!basis_record || basis_record->size != size)
+            return fail("'same as basis' without a matching basis entry");
           int64_t content = im.basis.content_id(basis_record->digest);
           if (content < 0) return fail("basis entry has no content");
           const BasisContent& c = im.basis.contents()[content];
@@ -244,7 +258,8 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
         }
         case 'E': {
           DS_ASSIGN_OR_RETURN(uint64_t back, read_varint(in));
-          if (back == 0 || back > im.earlier.size()) return fail("reference to an earlier entry out of range");
+          if (back == 0 || back > im.earlier.size())
+            return fail("reference to an earlier entry out of range");
           const EarlierEntry& e = im.earlier[im.earlier.size() - back];
           if (e.size != size) return fail("earlier entry size differs from the header");
           DS_RETURN_IF_ERROR(out.flush());
@@ -278,9 +293,14 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
           Status patched = op == 'R'   ? rsync_patch(basis_file, delta, tee, size)
                            : op == 'Z' ? local_delta_decode(basis_file, delta, tee, size)
                                        : anchored_delta_decode(basis_file, delta, tee, size);
-          if (!patched) return std::unexpected(std::move(patched).error().with_context(name + ": entry " + std::to_string(entry_number)));
-          if (written != size) return fail("delta produced " + std::to_string(written) + " bytes, header says " + std::to_string(size));
-          if (delta.remaining() != 0) DS_RETURN_IF_ERROR(skip_exact(delta, delta.remaining(), "delta"));
+          if (!patched)
+            return std::unexpected(std::move(patched).error().with_context(
+                name + ": entry " + std::to_string(entry_number)));
+          if (written != size)
+            return fail("delta produced " + std::to_string(written) + " bytes, header says " +
+                        std::to_string(size));
+          if (delta.remaining() != 0)
+            DS_RETURN_IF_ERROR(skip_exact(delta, delta.remaining(), "delta"));
           break;
         }
         default:
@@ -306,7 +326,8 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
   // The stream must end here (and the zstd frame's checksum be good).
   char extra;
   DS_ASSIGN_OR_RETURN(size_t more, in.read(std::span<char>(&extra, 1)));
-  if (more != 0) return make_error(ErrorCode::kCorrupt, name + ": data after the end of the layer stream");
+  if (more != 0)
+    return make_error(ErrorCode::kCorrupt, name + ": data after the end of the layer stream");
   DS_RETURN_IF_ERROR(out.flush());
   return Output{out.digest(), out.offset()};
 }

@@ -30,14 +30,18 @@ Result<Effort> parse_effort(const std::string& text) {
   if (text == "fast") return Effort::kFast;
   if (text == "default") return Effort::kDefault;
   if (text == "max") return Effort::kMax;
-  return make_error(ErrorCode::kInvalidArgument, "effort '" + text + "' is not one of fast, default, max");
+  return make_error(ErrorCode::kInvalidArgument,
+                    "effort '" + text + "' is not one of fast, default, max");
 }
 
 std::string_view effort_name(Effort effort) {
   switch (effort) {
-    case Effort::kFast: return "fast";
-    case Effort::kDefault: return "default";
-    case Effort::kMax: return "max";
+    case Effort::kFast:
+      return "fast";
+    case Effort::kDefault:
+      return "default";
+    case Effort::kMax:
+      return "max";
   }
   return "default";
 }
@@ -59,7 +63,9 @@ void LayerStreamStats::add(const LayerStreamStats& o) {
 
 namespace {
 
-uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+uint64_t zigzag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
 
 constexpr uint64_t kMinDeltaFile = 64;  // below this a literal is as cheap as any delta
 
@@ -86,7 +92,8 @@ int64_t path_similarity(const std::string& a, const std::string& b) {
   auto pa = split(a), pb = split(b);
   int64_t score = 0;
   size_t n = std::min(pa.size(), pb.size());
-  for (size_t i = 0; i < n && pa[pa.size() - 1 - i] == pb[pb.size() - 1 - i]; ++i) score += 4;  // common suffix
+  for (size_t i = 0; i < n && pa[pa.size() - 1 - i] == pb[pb.size() - 1 - i]; ++i)
+    score += 4;                                                 // common suffix
   for (size_t i = 0; i < n && pa[i] == pb[i]; ++i) score += 2;  // common prefix
   if (pa.size() == pb.size()) score += 1;
   return score;
@@ -102,12 +109,14 @@ struct LayerStreamEncoder::Impl {
   std::unordered_map<Digest, uint64_t, DigestHash> earlier;
   uint64_t global_entry = 0;
 
-  Impl(const Basis& b, const LayerFiles& f, EncoderOptions o) : basis(b), basis_files(f), options(o) {}
+  Impl(const Basis& b, const LayerFiles& f, EncoderOptions o)
+      : basis(b), basis_files(f), options(o) {}
 
   std::optional<uint32_t> choose_delta_basis(const FileRecord& target) const {
     if (target.size < kMinDeltaFile) return std::nullopt;
     if (const FileRecord* same = basis.find_path(target.path);
-        same && (same->kind == FileKind::kRegular || same->kind == FileKind::kHardlink) && same->size > 0) {
+        same && (same->kind == FileKind::kRegular || same->kind == FileKind::kHardlink) &&
+        same->size > 0) {
       int64_t id = basis.content_id(same->digest);
       if (id >= 0) return static_cast<uint32_t>(id);
     }
@@ -138,8 +147,10 @@ struct LayerStreamEncoder::Impl {
     // Unchanged runs are copied; only changed regions are compressed, so a
     // high level costs time in proportion to what changed.
     AnchoredDeltaParams params;
-    params.level = options.effort == Effort::kFast ? 3 : options.effort == Effort::kDefault ? 9
-                   : target.size <= (32u << 20) ? 19 : 9;
+    params.level = options.effort == Effort::kFast      ? 3
+                   : options.effort == Effort::kDefault ? 9
+                   : target.size <= (32u << 20)         ? 19
+                                                        : 9;
     StringSink local;
     result.status = anchored_delta_encode(basis_file, new_file, params, local);
     if (!result.status) return result;
@@ -174,11 +185,13 @@ struct LayerStreamEncoder::Impl {
   }
 };
 
-LayerStreamEncoder::LayerStreamEncoder(const Basis& basis, const LayerFiles& basis_files, EncoderOptions options)
+LayerStreamEncoder::LayerStreamEncoder(const Basis& basis, const LayerFiles& basis_files,
+                                       EncoderOptions options)
     : impl_(std::make_unique<Impl>(basis, basis_files, options)) {}
 LayerStreamEncoder::~LayerStreamEncoder() = default;
 
-Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSink& out, LayerStreamStats& stats) {
+Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSink& out,
+                                  LayerStreamStats& stats) {
   Impl& im = *impl_;
   // Literal bytes the stream will carry (new content without a delta basis):
   // when there is little, a higher level costs little time.
@@ -228,17 +241,20 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
   // Decides the cheap ops and whether a delta is wanted (without side effects
   // on `earlier`, which the writer owns).
   auto wants_delta = [&](const FileRecord& r) -> std::optional<uint32_t> {
-    if (!(r.kind == FileKind::kRegular || r.kind == FileKind::kOther) || r.size == 0) return std::nullopt;
+    if (!(r.kind == FileKind::kRegular || r.kind == FileKind::kOther) || r.size == 0)
+      return std::nullopt;
     if (im.basis.content_id(r.digest) >= 0) return std::nullopt;
     return im.choose_delta_basis(r);
   };
   auto plan_ahead = [&](size_t upto) {
-    while (next_to_plan < index.entries.size() && next_to_plan <= upto + 64 && jobs.size() < max_inflight) {
+    while (next_to_plan < index.entries.size() && next_to_plan <= upto + 64 &&
+           jobs.size() < max_inflight) {
       const FileRecord& r = index.entries[next_to_plan];
       if (auto basis_id = wants_delta(r)) {
-        jobs.push_back(Job{next_to_plan, std::async(std::launch::async, [&im, &r, layer_fd, id = *basis_id] {
-                             return im.compute_delta(r, layer_fd, id);
-                           })});
+        jobs.push_back(
+            Job{next_to_plan, std::async(std::launch::async, [&im, &r, layer_fd, id = *basis_id] {
+                  return im.compute_delta(r, layer_fd, id);
+                })});
       }
       ++next_to_plan;
     }
@@ -293,16 +309,17 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
     bool has_payload = r.size > 0;
     if (has_payload) {
       int64_t content = im.basis.content_id(r.digest);
-      bool basis_same = coded && basis_record->digest == r.digest && basis_record->size == r.size &&
-                        (basis_record->kind == FileKind::kRegular || basis_record->kind == FileKind::kHardlink);
+      bool basis_same =
+          coded && basis_record->digest == r.digest && basis_record->size == r.size &&
+          (basis_record->kind == FileKind::kRegular || basis_record->kind == FileKind::kHardlink);
       std::optional<DeltaResult> delta;
       if (!jobs.empty() && jobs.front().entry == i) {
         delta = jobs.front().result.get();
         jobs.pop_front();
         DS_RETURN_IF_ERROR(with_context(std::move(delta->status), "delta of /" + r.path));
       }
-      spdlog::debug("encode /{}: size {} digest {} basis-content {} same-path {}", r.path, r.size, r.digest.short_str(),
-                    content, basis_same);
+      spdlog::debug("encode /{}: size {} digest {} basis-content {} same-path {}", r.path, r.size,
+                    r.digest.short_str(), content, basis_same);
       if (content >= 0 && basis_same) {
         rec.push_back('S');
         ++stats.same_as_basis;
@@ -335,14 +352,16 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
         uint64_t remaining = r.size;
         while (remaining > 0) {
           size_t want = std::min<uint64_t>(remaining, copy_buffer.size());
-          DS_RETURN_IF_ERROR(read_exact(payload, std::span<char>(copy_buffer.data(), want), "layer tar"));
+          DS_RETURN_IF_ERROR(
+              read_exact(payload, std::span<char>(copy_buffer.data(), want), "layer tar"));
           DS_RETURN_IF_ERROR(emit(std::string_view(copy_buffer.data(), want)));
           remaining -= want;
         }
         ++stats.literal_files;
         stats.literal_bytes += r.size;
       }
-      if (r.kind == FileKind::kRegular || r.kind == FileKind::kOther) im.earlier.emplace(r.digest, im.global_entry);
+      if (r.kind == FileKind::kRegular || r.kind == FileKind::kOther)
+        im.earlier.emplace(r.digest, im.global_entry);
     }
     // Padding: normally zeros; read it to be sure.
     uint64_t pad = tar_padding(r.size);
@@ -369,10 +388,12 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
   }
   DS_RETURN_IF_ERROR(flush_run());
   // Trailer: the end-of-archive blocks and anything after them.
-  if (index.tar_size < end_of_entries) return make_error(ErrorCode::kInternal, "layer index is inconsistent");
+  if (index.tar_size < end_of_entries)
+    return make_error(ErrorCode::kInternal, "layer index is inconsistent");
   uint64_t trailer_size = index.tar_size - end_of_entries;
   std::string trailer(trailer_size, '\0');
-  if (trailer_size > 64 << 20) return make_error(ErrorCode::kUnsupported, "layer has more than 64 MiB after its end");
+  if (trailer_size > 64 << 20)
+    return make_error(ErrorCode::kUnsupported, "layer has more than 64 MiB after its end");
   if (trailer_size > 0) {
     FileSource source(layer_fd, end_of_entries, trailer_size, "layer tar");
     DS_RETURN_IF_ERROR(read_exact(source, trailer, "layer tar trailer"));

@@ -48,9 +48,9 @@ struct EarlierEntry {
 
 struct LayerStreamStats {
   uint64_t entries = 0;
-  uint64_t headers_coded = 0;   // coded against a basis header
+  uint64_t headers_coded = 0;  // coded against a basis header
   uint64_t headers_raw = 0;
-  uint64_t same_as_basis = 0;   // 'S' and 'C'
+  uint64_t same_as_basis = 0;  // 'S' and 'C'
   uint64_t same_as_earlier = 0;
   uint64_t literal_files = 0;
   uint64_t literal_bytes = 0;
@@ -83,7 +83,8 @@ class LayerStreamEncoder {
 };
 
 struct DecoderLimits {
-  uint64_t max_layer_bytes = uint64_t{1} << 42;  // 4 TiB: a rebuilt layer larger than this is refused
+  uint64_t max_layer_bytes = uint64_t{1}
+                             << 42;  // 4 TiB: a rebuilt layer larger than this is refused
 };
 
 class LayerStreamDecoder {

@@ -22,12 +22,13 @@ class TeeSource final : public ByteSource {
 }  // namespace
 
 Result<std::unique_ptr<LayerWorkspace>> LayerWorkspace::create(const std::filesystem::path& parent,
-                                                              std::string_view prefix) {
+                                                               std::string_view prefix) {
   DS_ASSIGN_OR_RETURN(TempDir dir, TempDir::create(parent, prefix));
   return std::unique_ptr<LayerWorkspace>(new LayerWorkspace(std::move(dir)));
 }
 
-Result<std::pair<std::filesystem::path, UniqueFd>> LayerWorkspace::create_file(const Digest& diff_id) {
+Result<std::pair<std::filesystem::path, UniqueFd>> LayerWorkspace::create_file(
+    const Digest& diff_id) {
   auto path = dir_.path() / (diff_id.hex() + ".tar");
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return std::unexpected(errno_error(errno, "create " + path.string()));
@@ -40,8 +41,10 @@ void LayerWorkspace::adopt_rebuilt(const Digest& diff_id, UniqueFd fd, uint64_t 
 
 Result<const LayerIndex*> LayerWorkspace::add_from_image(ImageReader& image, size_t i) {
   const LayerInfo& info = image.info().layers.at(i);
-  if (auto it = layers_.find(info.diff_id); it != layers_.end() && it->second.index) return it->second.index.get();
-  std::string name = "layer " + std::to_string(i + 1) + " (" + info.diff_id.short_str() + ") of " + image.describe();
+  if (auto it = layers_.find(info.diff_id); it != layers_.end() && it->second.index)
+    return it->second.index.get();
+  std::string name = "layer " + std::to_string(i + 1) + " (" + info.diff_id.short_str() + ") of " +
+                     image.describe();
   DS_ASSIGN_OR_RETURN(auto file, create_file(info.diff_id));
   int write_fd = ::dup(file.second.get());
   if (write_fd < 0) return std::unexpected(errno_error(errno, "dup"));
@@ -52,7 +55,8 @@ Result<const LayerIndex*> LayerWorkspace::add_from_image(ImageReader& image, siz
   DS_ASSIGN_OR_RETURN(LayerIndex index, build_layer_index(tee, info.diff_id, name));
   DS_RETURN_IF_ERROR(buffered.flush());
   bytes_copied_ += index.tar_size;
-  Layer layer{std::move(file.second), index.tar_size, std::make_unique<LayerIndex>(std::move(index))};
+  Layer layer{std::move(file.second), index.tar_size,
+              std::make_unique<LayerIndex>(std::move(index))};
   const LayerIndex* ptr = layer.index.get();
   layers_[info.diff_id] = std::move(layer);
   return ptr;

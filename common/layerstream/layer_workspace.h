@@ -22,7 +22,8 @@ namespace deltasync {
 
 class LayerWorkspace {
  public:
-  static Result<std::unique_ptr<LayerWorkspace>> create(const std::filesystem::path& parent, std::string_view prefix);
+  static Result<std::unique_ptr<LayerWorkspace>> create(const std::filesystem::path& parent,
+                                                        std::string_view prefix);
 
   // Copies layer `i` of `image` in (once per diff_id) and indexes it.
   Result<const LayerIndex*> add_from_image(ImageReader& image, size_t i);

@@ -17,7 +17,9 @@ constexpr Field kName{0, 100}, kMode{100, 8}, kUid{108, 8}, kGid{116, 8}, kSize{
     kVersion{263, 2}, kUname{265, 32}, kGname{297, 32}, kDevmajor{329, 8}, kDevminor{337, 8},
     kPrefix{345, 155};
 
-std::string_view field(std::string_view block, Field f) { return block.substr(f.offset, f.length); }
+std::string_view field(std::string_view block, Field f) {
+  return block.substr(f.offset, f.length);
+}
 
 std::string c_string(std::string_view f) {
   size_t end = f.find('\0');
@@ -26,12 +28,21 @@ std::string c_string(std::string_view f) {
 
 }  // namespace
 
-uint64_t tar_padding(uint64_t size) { return (kTarBlock - size % kTarBlock) % kTarBlock; }
+uint64_t tar_padding(uint64_t size) {
+  return (kTarBlock - size % kTarBlock) % kTarBlock;
+}
 
 bool tar_type_has_payload(char type) {
   switch (type) {
-    case '1': case '2': case '3': case '4': case '5': case '6': return false;
-    default: return true;
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+      return false;
+    default:
+      return true;
   }
 }
 
@@ -51,7 +62,9 @@ std::string normalize_tar_path(std::string_view path) {
   return out;
 }
 
-std::string TarEntry::normalized_path() const { return normalize_tar_path(path); }
+std::string TarEntry::normalized_path() const {
+  return normalize_tar_path(path);
+}
 
 bool TarEntry::is_whiteout() const {
   std::string p = normalized_path();
@@ -71,12 +84,14 @@ Result<uint64_t> parse_tar_number(std::string_view f, std::string_view field_nam
   if (first & 0x80) {
     // Base-256: big-endian two's complement; we accept non-negative values.
     if (first & 0x40) {
-      return make_error(ErrorCode::kUnsupported, "tar: negative base-256 " + std::string(field_name));
+      return make_error(ErrorCode::kUnsupported,
+                        "tar: negative base-256 " + std::string(field_name));
     }
     uint64_t value = first & 0x3f;
     for (size_t i = 1; i < f.size(); ++i) {
       if (value >> 56) {
-        return make_error(ErrorCode::kCorrupt, "tar: base-256 " + std::string(field_name) + " overflows 64 bits");
+        return make_error(ErrorCode::kCorrupt,
+                          "tar: base-256 " + std::string(field_name) + " overflows 64 bits");
       }
       value = (value << 8) | static_cast<uint8_t>(f[i]);
     }
@@ -90,9 +105,11 @@ Result<uint64_t> parse_tar_number(std::string_view f, std::string_view field_nam
     char c = f[i];
     if (c == ' ' || c == '\0') break;
     if (c < '0' || c > '7') {
-      return make_error(ErrorCode::kCorrupt, "tar: " + std::string(field_name) + " field is not octal");
+      return make_error(ErrorCode::kCorrupt,
+                        "tar: " + std::string(field_name) + " field is not octal");
     }
-    if (value >> 61) return make_error(ErrorCode::kCorrupt, "tar: " + std::string(field_name) + " overflows");
+    if (value >> 61)
+      return make_error(ErrorCode::kCorrupt, "tar: " + std::string(field_name) + " overflows");
     value = value * 8 + static_cast<uint64_t>(c - '0');
   }
   return value;
@@ -146,8 +163,10 @@ Status parse_tar_header(std::string_view block, TarEntry& entry) {
 
 namespace {
 Result<uint64_t> pax_number(const std::string& value, std::string_view key) {
-  if (value.empty() || value.size() > 20 || value.find_first_not_of("0123456789") != std::string::npos) {
-    return make_error(ErrorCode::kCorrupt, "tar: PAX " + std::string(key) + " '" + value + "' is not a number");
+  if (value.empty() || value.size() > 20 ||
+      value.find_first_not_of("0123456789") != std::string::npos) {
+    return make_error(ErrorCode::kCorrupt,
+                      "tar: PAX " + std::string(key) + " '" + value + "' is not a number");
   }
   return std::stoull(value);
 }
@@ -192,7 +211,8 @@ Result<std::map<std::string, std::string>> parse_pax_records(std::string_view da
     }
     uint64_t len = 0;
     for (size_t i = 0; i < space; ++i) {
-      if (data[i] < '0' || data[i] > '9') return make_error(ErrorCode::kCorrupt, "tar: malformed PAX record length");
+      if (data[i] < '0' || data[i] > '9')
+        return make_error(ErrorCode::kCorrupt, "tar: malformed PAX record length");
       len = len * 10 + static_cast<uint64_t>(data[i] - '0');
     }
     if (len <= space + 1 || len > data.size() || data[len - 1] != '\n') {
@@ -200,7 +220,8 @@ Result<std::map<std::string, std::string>> parse_pax_records(std::string_view da
     }
     std::string_view record = data.substr(space + 1, len - space - 2);
     size_t eq = record.find('=');
-    if (eq == std::string_view::npos) return make_error(ErrorCode::kCorrupt, "tar: PAX record without '='");
+    if (eq == std::string_view::npos)
+      return make_error(ErrorCode::kCorrupt, "tar: PAX record without '='");
     out[std::string(record.substr(0, eq))] = std::string(record.substr(eq + 1));
     data.remove_prefix(len);
   }
@@ -220,7 +241,9 @@ void put_octal(std::string& block, Field f, uint64_t value) {
   block[f.offset + f.length - 1] = '\0';
 }
 
-bool fits_octal(Field f, uint64_t value) { return value < (uint64_t{1} << (3 * (f.length - 1))); }
+bool fits_octal(Field f, uint64_t value) {
+  return value < (uint64_t{1} << (3 * (f.length - 1)));
+}
 
 void put_string(std::string& block, Field f, std::string_view s) {
   std::memcpy(block.data() + f.offset, s.data(), std::min(s.size(), f.length));
@@ -234,7 +257,8 @@ std::string header_block(std::string_view name, char type, uint64_t size, uint32
   put_octal(block, kUid, fits_octal(kUid, uid) ? uid : 0);
   put_octal(block, kGid, fits_octal(kGid, gid) ? gid : 0);
   put_octal(block, kSize, fits_octal(kSize, size) ? size : 0);
-  put_octal(block, kMtime, mtime > 0 && fits_octal(kMtime, static_cast<uint64_t>(mtime)) ? mtime : 0);
+  put_octal(block, kMtime,
+            mtime > 0 && fits_octal(kMtime, static_cast<uint64_t>(mtime)) ? mtime : 0);
   block[kTypeflag.offset] = type;
   put_string(block, kLinkname, link);
   std::memcpy(block.data() + kMagic.offset, "ustar\0", 6);
@@ -277,8 +301,9 @@ std::string build_tar_header(const TarHeaderSpec& spec) {
     out += records;
     out.append(tar_padding(records.size()), '\0');
   }
-  out += header_block(spec.path.substr(0, kName.length - 1), spec.type, spec.size, spec.mode,
-                      spec.uid, spec.gid, spec.mtime, spec.link_target.substr(0, kLinkname.length - 1));
+  out +=
+      header_block(spec.path.substr(0, kName.length - 1), spec.type, spec.size, spec.mode, spec.uid,
+                   spec.gid, spec.mtime, spec.link_target.substr(0, kLinkname.length - 1));
   return out;
 }
 

@@ -31,8 +31,8 @@ struct TarEntry {
   uint32_t mode = 0;
   uint64_t uid = 0;
   uint64_t gid = 0;
-  int64_t mtime = 0;            // whole seconds
-  std::string mtime_text;       // PAX "mtime" as written (sub-second), empty if none
+  int64_t mtime = 0;       // whole seconds
+  std::string mtime_text;  // PAX "mtime" as written (sub-second), empty if none
   std::string uname;
   std::string gname;
   uint32_t dev_major = 0;

@@ -101,29 +101,32 @@ Status reassemble_tar(ByteSource& raw_metadata, PayloadProvider& payloads, ByteS
                       const ReassembleLimits& limits) {
   BufferedSource metadata(raw_metadata);
   TarMetadataRecord record;
-  for (size_t index = 0;; ) {
+  for (size_t index = 0;;) {
     char kind;
     DS_RETURN_IF_ERROR(read_exact(metadata, std::span<char>(&kind, 1), "tar metadata stream"));
     switch (kind) {
       case 'E': {
         DS_ASSIGN_OR_RETURN(uint64_t meta_len, read_varint(metadata));
         if (meta_len > limits.max_metadata_record || meta_len < kTarBlock) {
-          return make_error(ErrorCode::kCorrupt, "tar metadata stream: entry " + std::to_string(index) +
-                                                     " has an implausible header size " + std::to_string(meta_len));
+          return make_error(ErrorCode::kCorrupt,
+                            "tar metadata stream: entry " + std::to_string(index) +
+                                " has an implausible header size " + std::to_string(meta_len));
         }
         record.index = index;
         record.raw_metadata.resize(meta_len);
         DS_RETURN_IF_ERROR(read_exact(metadata, record.raw_metadata, "tar metadata stream"));
         DS_ASSIGN_OR_RETURN(record.payload_size, read_varint(metadata));
         DS_RETURN_IF_ERROR(out.write(record.raw_metadata));
-        DS_RETURN_IF_ERROR(with_context(payloads.write_payload(record, out),
-                                        "entry " + std::to_string(index)));
+        DS_RETURN_IF_ERROR(
+            with_context(payloads.write_payload(record, out), "entry " + std::to_string(index)));
         DS_ASSIGN_OR_RETURN(uint64_t pad_len, read_varint(metadata));
         if (pad_len >= kTarBlock) {
-          return make_error(ErrorCode::kCorrupt, "tar metadata stream: padding longer than a block");
+          return make_error(ErrorCode::kCorrupt,
+                            "tar metadata stream: padding longer than a block");
         }
         char pad_kind;
-        DS_RETURN_IF_ERROR(read_exact(metadata, std::span<char>(&pad_kind, 1), "tar metadata stream"));
+        DS_RETURN_IF_ERROR(
+            read_exact(metadata, std::span<char>(&pad_kind, 1), "tar metadata stream"));
         if (pad_kind == 0) {
           DS_RETURN_IF_ERROR(write_zeros(out, pad_len));
         } else {
@@ -137,7 +140,8 @@ Status reassemble_tar(ByteSource& raw_metadata, PayloadProvider& payloads, ByteS
       case 'Z': {
         DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(metadata));
         if (count > limits.max_zero_run) {
-          return make_error(ErrorCode::kCorrupt, "tar metadata stream: trailer of " + std::to_string(count) +
+          return make_error(ErrorCode::kCorrupt, "tar metadata stream: trailer of " +
+                                                     std::to_string(count) +
                                                      " zero bytes exceeds the limit");
         }
         DS_RETURN_IF_ERROR(write_zeros(out, count));

@@ -44,8 +44,9 @@ Result<HeaderRead> read_next_header(ByteSource& in, uint64_t& offset, std::strin
     }
     if (tar_block_is_zero(block)) {
       if (!entry.raw_metadata.empty()) {
-        return make_error(ErrorCode::kCorrupt, entry_context(archive, index, entry.offset) +
-                                                   ": extension header is not followed by an entry");
+        return make_error(ErrorCode::kCorrupt,
+                          entry_context(archive, index, entry.offset) +
+                              ": extension header is not followed by an entry");
       }
       result.kind = HeaderRead::kEndMarker;
       result.end_block = std::move(block);
@@ -62,11 +63,14 @@ Result<HeaderRead> read_next_header(ByteSource& in, uint64_t& offset, std::strin
     char type = block[156];
     if (type != 'x' && type != 'L' && type != 'K') break;
 
-    DS_ASSIGN_OR_RETURN(uint64_t ext_size, with_context(parse_tar_number(std::string_view(block).substr(124, 12), "size"),
-                                                        entry_context(archive, index, offset)));
+    DS_ASSIGN_OR_RETURN(
+        uint64_t ext_size,
+        with_context(parse_tar_number(std::string_view(block).substr(124, 12), "size"),
+                     entry_context(archive, index, offset)));
     if (ext_size > limits.max_extension_bytes) {
-      return make_error(ErrorCode::kCorrupt, entry_context(archive, index, offset) + ": extension header of " +
-                                                 std::to_string(ext_size) + " bytes exceeds the limit");
+      return make_error(ErrorCode::kCorrupt,
+                        entry_context(archive, index, offset) + ": extension header of " +
+                            std::to_string(ext_size) + " bytes exceeds the limit");
     }
     std::string data(ext_size + tar_padding(ext_size), '\0');
     DS_RETURN_IF_ERROR(with_context(read_exact(in, data, "extension header data"),
@@ -75,7 +79,8 @@ Result<HeaderRead> read_next_header(ByteSource& in, uint64_t& offset, std::strin
     entry.raw_metadata += data;
     std::string_view content(data.data(), ext_size);
     if (type == 'x') {
-      DS_ASSIGN_OR_RETURN(auto records, with_context(parse_pax_records(content), entry_context(archive, index, offset)));
+      DS_ASSIGN_OR_RETURN(auto records, with_context(parse_pax_records(content),
+                                                     entry_context(archive, index, offset)));
       for (auto& [k, v] : records) pax[k] = std::move(v);
     } else {
       std::string& target = type == 'L' ? gnu_long_name : gnu_long_link;
@@ -84,11 +89,14 @@ Result<HeaderRead> read_next_header(ByteSource& in, uint64_t& offset, std::strin
     }
   }
 
-  std::string_view header(entry.raw_metadata.data() + entry.raw_metadata.size() - kTarBlock, kTarBlock);
-  DS_RETURN_IF_ERROR(with_context(parse_tar_header(header, entry), entry_context(archive, index, entry.offset)));
+  std::string_view header(entry.raw_metadata.data() + entry.raw_metadata.size() - kTarBlock,
+                          kTarBlock);
+  DS_RETURN_IF_ERROR(
+      with_context(parse_tar_header(header, entry), entry_context(archive, index, entry.offset)));
   if (have_long_name) entry.path = gnu_long_name;
   if (have_long_link) entry.link_target = gnu_long_link;
-  DS_RETURN_IF_ERROR(with_context(apply_pax_records(pax, entry), entry_context(archive, index, entry.offset)));
+  DS_RETURN_IF_ERROR(
+      with_context(apply_pax_records(pax, entry), entry_context(archive, index, entry.offset)));
   if (!tar_type_has_payload(entry.type)) entry.size = 0;
   return result;
 }
@@ -101,7 +109,8 @@ Status split_tar(ByteSource& raw_input, TarVisitor& visitor, std::string_view ar
   uint64_t offset = 0;
   std::vector<char> buffer(kIoChunk);
   for (size_t index = 0;; ++index) {
-    DS_ASSIGN_OR_RETURN(HeaderRead header, read_next_header(input, offset, archive_name, index, limits));
+    DS_ASSIGN_OR_RETURN(HeaderRead header,
+                        read_next_header(input, offset, archive_name, index, limits));
     if (header.kind == HeaderRead::kCleanEof) return ok_status();
     if (header.kind == HeaderRead::kEndMarker) {
       DS_RETURN_IF_ERROR(visitor.on_trailer(header.end_block));
@@ -118,9 +127,10 @@ Status split_tar(ByteSource& raw_input, TarVisitor& visitor, std::string_view ar
       size_t want = std::min<uint64_t>(remaining, buffer.size());
       DS_ASSIGN_OR_RETURN(size_t got, input.read(std::span<char>(buffer.data(), want)));
       if (got == 0) {
-        return make_error(ErrorCode::kCorrupt, std::string(archive_name) + ": archive is truncated in the content of '" +
-                                                   entry.path + "' (" + std::to_string(remaining) + " of " +
-                                                   std::to_string(entry.size) + " bytes missing)");
+        return make_error(ErrorCode::kCorrupt,
+                          std::string(archive_name) + ": archive is truncated in the content of '" +
+                              entry.path + "' (" + std::to_string(remaining) + " of " +
+                              std::to_string(entry.size) + " bytes missing)");
       }
       DS_RETURN_IF_ERROR(visitor.on_payload(std::string_view(buffer.data(), got)));
       remaining -= got;
@@ -130,7 +140,8 @@ Status split_tar(ByteSource& raw_input, TarVisitor& visitor, std::string_view ar
     DS_ASSIGN_OR_RETURN(size_t got, read_full(input, padding));
     if (got != padding.size()) {
       return make_error(ErrorCode::kCorrupt, std::string(archive_name) +
-                                                 ": archive is truncated in the padding after '" + entry.path + "'");
+                                                 ": archive is truncated in the padding after '" +
+                                                 entry.path + "'");
     }
     offset += padding.size();
     DS_RETURN_IF_ERROR(visitor.on_entry_end(padding));
@@ -142,10 +153,12 @@ TarEntryReader::TarEntryReader(ByteSource& input, std::string archive_name)
 
 Result<std::optional<TarEntry>> TarEntryReader::next() {
   if (done_) return std::optional<TarEntry>();
-  DS_RETURN_IF_ERROR(skip_exact(input_, payload_remaining_ + padding_remaining_, name_ + ": entry content"));
+  DS_RETURN_IF_ERROR(
+      skip_exact(input_, payload_remaining_ + padding_remaining_, name_ + ": entry content"));
   offset_ += payload_remaining_ + padding_remaining_;
   payload_remaining_ = padding_remaining_ = 0;
-  DS_ASSIGN_OR_RETURN(HeaderRead header, read_next_header(input_, offset_, name_, index_++, TarSplitLimits{}));
+  DS_ASSIGN_OR_RETURN(HeaderRead header,
+                      read_next_header(input_, offset_, name_, index_++, TarSplitLimits{}));
   if (header.kind != HeaderRead::kEntry) {
     done_ = true;
     return std::optional<TarEntry>();
@@ -159,7 +172,9 @@ Result<size_t> TarEntryReader::PayloadSource::read(std::span<char> buffer) {
   if (owner_.payload_remaining_ == 0) return size_t{0};
   size_t want = std::min<uint64_t>(buffer.size(), owner_.payload_remaining_);
   DS_ASSIGN_OR_RETURN(size_t got, owner_.input_.read(buffer.first(want)));
-  if (got == 0) return make_error(ErrorCode::kCorrupt, owner_.name_ + ": archive is truncated in an entry's content");
+  if (got == 0)
+    return make_error(ErrorCode::kCorrupt,
+                      owner_.name_ + ": archive is truncated in an entry's content");
   owner_.payload_remaining_ -= got;
   owner_.offset_ += got;
   return got;

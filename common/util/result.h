@@ -65,7 +65,9 @@ inline std::unexpected<Error> make_error(ErrorCode code, std::string message) {
   return std::unexpected<Error>(Error(code, std::move(message)));
 }
 
-inline Status ok_status() { return {}; }
+inline Status ok_status() {
+  return {};
+}
 
 // Adds context to the error of a failed result; passes a success through.
 template <class T>
@@ -83,16 +85,16 @@ Error errno_error(int errnum, std::string_view context);
 #define DS_CONCAT(a, b) DS_CONCAT_INNER(a, b)
 
 // Returns the error of a Status/Result expression from the enclosing function.
-#define DS_RETURN_IF_ERROR(expr)                                      \
-  do {                                                                \
-    auto&& ds_status_ = (expr);                                       \
+#define DS_RETURN_IF_ERROR(expr)                                            \
+  do {                                                                      \
+    auto&& ds_status_ = (expr);                                             \
     if (!ds_status_) return std::unexpected(std::move(ds_status_).error()); \
   } while (false)
 
 // Evaluates a Result expression; on error returns it, else moves the value into lhs.
 #define DS_ASSIGN_OR_RETURN(lhs, expr) \
   DS_ASSIGN_OR_RETURN_IMPL(DS_CONCAT(ds_result_, __LINE__), lhs, expr)
-#define DS_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                 \
-  auto tmp = (expr);                                             \
-  if (!tmp) return std::unexpected(std::move(tmp).error());      \
+#define DS_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)            \
+  auto tmp = (expr);                                        \
+  if (!tmp) return std::unexpected(std::move(tmp).error()); \
   lhs = std::move(*tmp)

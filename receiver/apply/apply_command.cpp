@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <optional>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -30,8 +30,8 @@ namespace deltasync {
 
 namespace {
 
-Result<std::vector<Digest>> parse_digests(const google::protobuf::RepeatedPtrField<std::string>& list,
-                                          const std::string& what) {
+Result<std::vector<Digest>> parse_digests(
+    const google::protobuf::RepeatedPtrField<std::string>& list, const std::string& what) {
   std::vector<Digest> out;
   for (const auto& text : list) {
     auto d = Digest::parse(text);
@@ -48,7 +48,8 @@ Result<std::vector<Digest>> config_diff_ids(const std::string& config) {
   }
   std::vector<Digest> out;
   for (const auto& d : json["rootfs"]["diff_ids"]) {
-    if (!d.is_string()) return make_error(ErrorCode::kCorrupt, "image config: diff_id is not a string");
+    if (!d.is_string())
+      return make_error(ErrorCode::kCorrupt, "image config: diff_id is not a string");
     DS_ASSIGN_OR_RETURN(Digest digest, Digest::parse(d.get<std::string>()));
     out.push_back(digest);
   }
@@ -56,8 +57,8 @@ Result<std::vector<Digest>> config_diff_ids(const std::string& config) {
 }
 
 // Streams the docker-archive into the engine's load through a pipe.
-Result<std::vector<std::string>> load_through_pipe(EngineClient& engine,
-                                                   const std::function<Status(ByteSink&)>& produce) {
+Result<std::vector<std::string>> load_through_pipe(
+    EngineClient& engine, const std::function<Status(ByteSink&)>& produce) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return std::unexpected(errno_error(errno, "pipe"));
   Status produced;
@@ -89,16 +90,19 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   DS_ASSIGN_OR_RETURN(auto bundle, BundleReader::open(options.bundle));
   DS_RETURN_IF_ERROR(bundle->verify());
   const wire::BundleHeader& header = bundle->header();
-  DS_ASSIGN_OR_RETURN(auto target_chain, parse_digests(header.target().diff_ids(), "bundle target"));
+  DS_ASSIGN_OR_RETURN(auto target_chain,
+                      parse_digests(header.target().diff_ids(), "bundle target"));
   DS_ASSIGN_OR_RETURN(auto basis_chain, parse_digests(header.basis().diff_ids(), "bundle basis"));
 
   // 2. The basis, from the engine.
   DS_ASSIGN_OR_RETURN(std::string address, resolve_engine_address(options.engine));
   EngineClient engine(EngineOptions{address});
   DS_RETURN_IF_ERROR(engine.ping());
-  DS_ASSIGN_OR_RETURN(BaseImageMatch base, find_image_with_layers(engine, basis_chain, header.basis().reference(),
-                                                                  header.basis().image_id()));
-  DS_ASSIGN_OR_RETURN(auto workspace, LayerWorkspace::create(default_temp_parent(), "deltarecvd-apply-"));
+  DS_ASSIGN_OR_RETURN(BaseImageMatch base,
+                      find_image_with_layers(engine, basis_chain, header.basis().reference(),
+                                             header.basis().image_id()));
+  DS_ASSIGN_OR_RETURN(auto workspace,
+                      LayerWorkspace::create(default_temp_parent(), "deltarecvd-apply-"));
   std::vector<const LayerIndex*> basis_layers;
   std::optional<std::string> base_config;
   if (!basis_chain.empty()) {
@@ -107,7 +111,8 @@ Status run_apply_command(const ApplyCommandOptions& options) {
     ref.location = base.image_id;
     ref.original = base.image_id;
     DS_ASSIGN_OR_RETURN(auto base_image, open_image(ref, &engine));
-    if (base_image->info().image_id.str() == header.basis().image_id()) base_config = base_image->info().config_bytes;
+    if (base_image->info().image_id.str() == header.basis().image_id())
+      base_config = base_image->info().config_bytes;
     for (size_t i = 0; i < basis_chain.size(); ++i) {
       DS_ASSIGN_OR_RETURN(const LayerIndex* index, workspace->add_from_image(*base_image, i));
       basis_layers.push_back(index);
@@ -118,22 +123,29 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   if (config.empty()) {
     if (!base_config) {
       return make_error(ErrorCode::kNotFound,
-                        "bundle " + options.bundle + ": its image config is coded against base image " +
-                            header.basis().image_id() + " (" + header.basis().reference() + "), which the engine at " +
-                            address + " does not hold (an image with the same layers is not enough: load " +
+                        "bundle " + options.bundle +
+                            ": its image config is coded against base image " +
+                            header.basis().image_id() + " (" + header.basis().reference() +
+                            "), which the engine at " + address +
+                            " does not hold (an image with the same layers is not enough: load " +
                             header.basis().reference() + " here first)");
     }
-    DS_ASSIGN_OR_RETURN(config, with_context(zstd_decompress_with_prefix(header.target().config_on_basis(), *base_config, 16 << 20),
-                                             "bundle " + options.bundle + ": image config"));
+    DS_ASSIGN_OR_RETURN(config,
+                        with_context(zstd_decompress_with_prefix(header.target().config_on_basis(),
+                                                                 *base_config, 16 << 20),
+                                     "bundle " + options.bundle + ": image config"));
   }
   Digest image_id = Digest::of(config);
   if (!header.target().image_id().empty() && header.target().image_id() != image_id.str()) {
-    return make_error(ErrorCode::kVerifyFailed, "bundle " + options.bundle + ": the image config does not hash to the image ID");
+    return make_error(
+        ErrorCode::kVerifyFailed,
+        "bundle " + options.bundle + ": the image config does not hash to the image ID");
   }
   DS_ASSIGN_OR_RETURN(auto config_chain, config_diff_ids(config));
   if (target_chain.empty()) target_chain = config_chain;
   if (config_chain != target_chain) {
-    return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": the config's layers differ from the header's");
+    return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle +
+                                               ": the config's layers differ from the header's");
   }
 
   Basis basis = Basis::build(basis_layers);
@@ -149,20 +161,25 @@ Status run_apply_command(const ApplyCommandOptions& options) {
     const auto& plan = header.layers(n);
     if (begin.target_index() != plan.target_index() || plan.target_index() >= target_chain.size() ||
         (!plan.diff_id().empty() && plan.diff_id() != target_chain[plan.target_index()].str())) {
-      return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": layer " + std::to_string(n + 1) +
+      return make_error(ErrorCode::kCorrupt, "bundle " + options.bundle + ": layer " +
+                                                 std::to_string(n + 1) +
                                                  " does not match the header");
     }
     const Digest& diff_id = target_chain[plan.target_index()];
-    std::string name = "layer " + std::to_string(plan.target_index() + 1) + " (" + diff_id.short_str() + ")";
+    std::string name =
+        "layer " + std::to_string(plan.target_index() + 1) + " (" + diff_id.short_str() + ")";
     DS_ASSIGN_OR_RETURN(auto file, workspace->create_file(diff_id));
-    DS_ASSIGN_OR_RETURN(auto output, decoder.decode(bundle->layer_stream(), file.second.get(), name));
+    DS_ASSIGN_OR_RETURN(auto output,
+                        decoder.decode(bundle->layer_stream(), file.second.get(), name));
     if (output.digest != diff_id) {
-      return make_error(ErrorCode::kVerifyFailed, name + ": rebuilt layer hashes to " + output.digest.str() +
-                                                      " (the bundle was made against a different base, or is damaged)");
+      return make_error(ErrorCode::kVerifyFailed,
+                        name + ": rebuilt layer hashes to " + output.digest.str() +
+                            " (the bundle was made against a different base, or is damaged)");
     }
     char probe;
     DS_ASSIGN_OR_RETURN(size_t extra, bundle->layer_stream().read(std::span<char>(&probe, 1)));
-    if (extra != 0) return make_error(ErrorCode::kCorrupt, name + ": extra data after the layer stream");
+    if (extra != 0)
+      return make_error(ErrorCode::kCorrupt, name + ": extra data after the layer stream");
     rebuilt_bytes += output.size;
     workspace->adopt_rebuilt(diff_id, std::move(file.second), output.size);
   }
@@ -180,7 +197,8 @@ Status run_apply_command(const ApplyCommandOptions& options) {
         continue;
       }
       if (!workspace->has(d)) {
-        return make_error(ErrorCode::kCorrupt, "layer " + d.str() + " is neither in the bundle nor in the basis");
+        return make_error(ErrorCode::kCorrupt,
+                          "layer " + d.str() + " is neither in the bundle nor in the basis");
       }
       FileSource source(workspace->fd(d), 0, workspace->size(d), "rebuilt layer " + d.short_str());
       DS_RETURN_IF_ERROR(writer.add_layer(d, workspace->size(d), source));
@@ -196,18 +214,26 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   double load_s = std::chrono::duration<double>(finished - rebuilt).count();
 
   if (options.json) {
-    nlohmann::json out = {{"image_id", image_id.str()}, {"tags", tags}, {"layers_rebuilt", header.layers_size()},
-                          {"rebuilt_bytes", rebuilt_bytes}, {"layers_reused", engine_prefix},
-                          {"basis_seconds", basis_s}, {"rebuild_seconds", rebuild_s}, {"load_seconds", load_s},
+    nlohmann::json out = {{"image_id", image_id.str()},
+                          {"tags", tags},
+                          {"layers_rebuilt", header.layers_size()},
+                          {"rebuilt_bytes", rebuilt_bytes},
+                          {"layers_reused", engine_prefix},
+                          {"basis_seconds", basis_s},
+                          {"rebuild_seconds", rebuild_s},
+                          {"load_seconds", load_s},
                           {"engine", address}};
     std::printf("%s\n", out.dump(2).c_str());
   } else if (!options.quiet) {
     std::printf("loaded %s%s%s into %s\n", image_id.str().c_str(), tags.empty() ? "" : " as ",
                 tags.empty() ? "" : tags.front().c_str(), address.c_str());
-    std::printf("  basis read from the engine in %.2fs; %d layers rebuilt and verified (%.1f MiB) in %.2fs (%.0f MB/s);"
-                " %zu reused from the engine; load %.2fs\n",
-                basis_s, header.layers_size(), static_cast<double>(rebuilt_bytes) / (1 << 20), rebuild_s,
-                rebuild_s > 0 ? static_cast<double>(rebuilt_bytes) / 1e6 / rebuild_s : 0.0, engine_prefix, load_s);
+    std::printf(
+        "  basis read from the engine in %.2fs; %d layers rebuilt and verified (%.1f MiB) in %.2fs "
+        "(%.0f MB/s);"
+        " %zu reused from the engine; load %.2fs\n",
+        basis_s, header.layers_size(), static_cast<double>(rebuilt_bytes) / (1 << 20), rebuild_s,
+        rebuild_s > 0 ? static_cast<double>(rebuilt_bytes) / 1e6 / rebuild_s : 0.0, engine_prefix,
+        load_s);
   }
   (void)loaded;
   (void)messages;

@@ -10,8 +10,10 @@ size_t common_prefix(const std::vector<Digest>& a, const std::vector<Digest>& b)
   return n;
 }
 
-Result<BaseImageMatch> find_image_with_layers(EngineClient& engine, const std::vector<Digest>& chain,
-                                              const std::string& base_hint, const std::string& preferred_id) {
+Result<BaseImageMatch> find_image_with_layers(EngineClient& engine,
+                                              const std::vector<Digest>& chain,
+                                              const std::string& base_hint,
+                                              const std::string& preferred_id) {
   if (chain.empty()) return BaseImageMatch{};
   DS_ASSIGN_OR_RETURN(auto images, engine.list_images());
   if (!preferred_id.empty()) {
@@ -39,13 +41,16 @@ Result<BaseImageMatch> find_image_with_layers(EngineClient& engine, const std::v
     best_prefix = std::max(best_prefix, prefix);
   }
   std::string missing;
-  for (size_t i = best_prefix; i < chain.size() && i < best_prefix + 5; ++i) missing += " " + chain[i].str();
+  for (size_t i = best_prefix; i < chain.size() && i < best_prefix + 5; ++i)
+    missing += " " + chain[i].str();
   if (chain.size() > best_prefix + 5) missing += " ...";
-  return make_error(ErrorCode::kNotFound,
-                    "the engine at " + engine.address() + " holds no image with the base layers this needs: missing " +
-                        std::to_string(chain.size() - best_prefix) + " of " + std::to_string(chain.size()) +
-                        " layers:" + missing + " (load the base image" +
-                        (base_hint.empty() ? std::string() : " " + base_hint) + " on this site first)");
+  return make_error(
+      ErrorCode::kNotFound,
+      "the engine at " + engine.address() +
+          " holds no image with the base layers this needs: missing " +
+          std::to_string(chain.size() - best_prefix) + " of " + std::to_string(chain.size()) +
+          " layers:" + missing + " (load the base image" +
+          (base_hint.empty() ? std::string() : " " + base_hint) + " on this site first)");
 }
 
 }  // namespace deltasync

@@ -19,8 +19,10 @@ struct BaseImageMatch {
 
 // `chain` empty: returns an empty match (no basis needed).
 // An image whose ID is `preferred_id` is chosen when it qualifies.
-Result<BaseImageMatch> find_image_with_layers(EngineClient& engine, const std::vector<Digest>& chain,
-                                              const std::string& base_hint, const std::string& preferred_id = "");
+Result<BaseImageMatch> find_image_with_layers(EngineClient& engine,
+                                              const std::vector<Digest>& chain,
+                                              const std::string& base_hint,
+                                              const std::string& preferred_id = "");
 
 // Number of leading layers of `target` that equal `engine_chain`'s.
 size_t common_prefix(const std::vector<Digest>& a, const std::vector<Digest>& b);

@@ -22,7 +22,8 @@ namespace deltasync {
 Status run_bundle_command(const BundleCommandOptions& options) {
   auto started = std::chrono::steady_clock::now();
   DS_ASSIGN_OR_RETURN(Effort effort, parse_effort(options.effort));
-  if (options.output.empty()) return make_error(ErrorCode::kInvalidArgument, "bundle: give the output file with -o FILE");
+  if (options.output.empty())
+    return make_error(ErrorCode::kInvalidArgument, "bundle: give the output file with -o FILE");
 
   ImageOpener opener(options.engine);
   DS_ASSIGN_OR_RETURN(auto target, opener.open(options.image));
@@ -31,7 +32,8 @@ Status run_bundle_command(const BundleCommandOptions& options) {
     DS_ASSIGN_OR_RETURN(base, opener.open(options.base));
   }
 
-  DS_ASSIGN_OR_RETURN(auto workspace, LayerWorkspace::create(default_temp_parent(), "deltasend-bundle-"));
+  DS_ASSIGN_OR_RETURN(auto workspace,
+                      LayerWorkspace::create(default_temp_parent(), "deltasend-bundle-"));
   std::vector<const LayerIndex*> base_layers;
   std::set<Digest> base_diff_ids;
   if (base) {
@@ -52,7 +54,8 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   header.set_created_by("deltasend 0.1");
   auto* image = header.mutable_target();
   if (base) {
-    DS_ASSIGN_OR_RETURN(std::string coded, zstd_compress_with_prefix(info.config_bytes, base->info().config_bytes, 19));
+    DS_ASSIGN_OR_RETURN(std::string coded, zstd_compress_with_prefix(
+                                               info.config_bytes, base->info().config_bytes, 19));
     image->set_config_on_basis(coded);
   } else {
     image->set_config(info.config_bytes);
@@ -64,7 +67,8 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   }
   for (const auto& tag : info.tags) image->add_tags(tag);
   if (base) {
-    for (const auto& layer : base->info().layers) header.mutable_basis()->add_diff_ids(layer.diff_id.str());
+    for (const auto& layer : base->info().layers)
+      header.mutable_basis()->add_diff_ids(layer.diff_id.str());
     header.mutable_basis()->set_image_id(base->info().image_id.str());
     header.mutable_basis()->set_reference(options.base);
   }
@@ -89,18 +93,24 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   BufferedSink buffered(*file, 1 << 20);
   BundleWriter writer(buffered);
   DS_RETURN_IF_ERROR(writer.write_header(header));
-  LayerStreamEncoder encoder(basis, basis_files, EncoderOptions{effort, std::max(1, options.threads)});
+  LayerStreamEncoder encoder(basis, basis_files,
+                             EncoderOptions{effort, std::max(1, options.threads)});
   LayerStreamStats total;
   for (size_t i : missing) {
     const Digest& diff_id = info.layers[i].diff_id;
     DS_RETURN_IF_ERROR(writer.begin_layer(static_cast<uint32_t>(i)));
     LayerStreamStats stats;
-    DS_RETURN_IF_ERROR(with_context(encoder.encode(*workspace->index(diff_id), workspace->fd(diff_id), writer.layer_data(), stats),
-                                    "layer " + std::to_string(i + 1) + " (" + diff_id.short_str() + ")"));
+    DS_RETURN_IF_ERROR(
+        with_context(encoder.encode(*workspace->index(diff_id), workspace->fd(diff_id),
+                                    writer.layer_data(), stats),
+                     "layer " + std::to_string(i + 1) + " (" + diff_id.short_str() + ")"));
     DS_RETURN_IF_ERROR(writer.end_layer(static_cast<uint32_t>(i)));
-    spdlog::info("layer {} ({}): {} entries, {} coded headers, {} same-as-basis, {} deltas ({} -> {}), {} literal files ({}), stream {}",
-                 i + 1, diff_id.short_str(), stats.entries, stats.headers_coded, stats.same_as_basis, stats.delta_files,
-                 stats.delta_source_bytes, stats.delta_bytes, stats.literal_files, stats.literal_bytes, stats.stream_bytes);
+    spdlog::info(
+        "layer {} ({}): {} entries, {} coded headers, {} same-as-basis, {} deltas ({} -> {}), {} "
+        "literal files ({}), stream {}",
+        i + 1, diff_id.short_str(), stats.entries, stats.headers_coded, stats.same_as_basis,
+        stats.delta_files, stats.delta_source_bytes, stats.delta_bytes, stats.literal_files,
+        stats.literal_bytes, stats.stream_bytes);
     total.add(stats);
   }
   DS_RETURN_IF_ERROR(writer.finish());
@@ -110,29 +120,43 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   double encode_s = std::chrono::duration<double>(finished - prepared).count();
 
   if (options.json) {
-    nlohmann::json out = {
-        {"bundle", options.output},       {"bytes", writer.bytes_written()},
-        {"image_id", info.image_id.str()}, {"layers_total", info.layers.size()},
-        {"layers_in_bundle", missing.size()}, {"missing_layer_bytes", missing_bytes},
-        {"effort", effort_name(effort)},  {"prepare_seconds", prepare_s},
-        {"encode_seconds", encode_s},
-        {"files", {{"entries", total.entries}, {"headers_coded", total.headers_coded},
-                   {"same_as_basis", total.same_as_basis}, {"same_as_earlier", total.same_as_earlier},
-                   {"deltas", total.delta_files}, {"delta_source_bytes", total.delta_source_bytes},
-                   {"delta_bytes", total.delta_bytes}, {"literals", total.literal_files},
-                   {"literal_bytes", total.literal_bytes}}}};
+    nlohmann::json out = {{"bundle", options.output},
+                          {"bytes", writer.bytes_written()},
+                          {"image_id", info.image_id.str()},
+                          {"layers_total", info.layers.size()},
+                          {"layers_in_bundle", missing.size()},
+                          {"missing_layer_bytes", missing_bytes},
+                          {"effort", effort_name(effort)},
+                          {"prepare_seconds", prepare_s},
+                          {"encode_seconds", encode_s},
+                          {"files",
+                           {{"entries", total.entries},
+                            {"headers_coded", total.headers_coded},
+                            {"same_as_basis", total.same_as_basis},
+                            {"same_as_earlier", total.same_as_earlier},
+                            {"deltas", total.delta_files},
+                            {"delta_source_bytes", total.delta_source_bytes},
+                            {"delta_bytes", total.delta_bytes},
+                            {"literals", total.literal_files},
+                            {"literal_bytes", total.literal_bytes}}}};
     std::string text = out.dump(2);
     std::printf("%s\n", text.c_str());
   } else if (!options.quiet) {
-    std::printf("wrote %s: %s for %zu of %zu layers (%s of layer data; %.2f%%)\n", options.output.c_str(),
-                human_bytes(writer.bytes_written()).c_str(), missing.size(), info.layers.size(),
-                human_bytes(missing_bytes).c_str(),
-                missing_bytes ? 100.0 * static_cast<double>(writer.bytes_written()) / static_cast<double>(missing_bytes) : 0.0);
-    std::printf("  files: %llu same as the base, %llu same as earlier, %llu deltas (%s -> %s), %llu literal (%s)\n",
-                static_cast<unsigned long long>(total.same_as_basis), static_cast<unsigned long long>(total.same_as_earlier),
-                static_cast<unsigned long long>(total.delta_files), human_bytes(total.delta_source_bytes).c_str(),
-                human_bytes(total.delta_bytes).c_str(), static_cast<unsigned long long>(total.literal_files),
-                human_bytes(total.literal_bytes).c_str());
+    std::printf("wrote %s: %s for %zu of %zu layers (%s of layer data; %.2f%%)\n",
+                options.output.c_str(), human_bytes(writer.bytes_written()).c_str(), missing.size(),
+                info.layers.size(), human_bytes(missing_bytes).c_str(),
+                missing_bytes ? 100.0 * static_cast<double>(writer.bytes_written()) /
+                                    static_cast<double>(missing_bytes)
+                              : 0.0);
+    std::printf(
+        "  files: %llu same as the base, %llu same as earlier, %llu deltas (%s -> %s), %llu "
+        "literal (%s)\n",
+        static_cast<unsigned long long>(total.same_as_basis),
+        static_cast<unsigned long long>(total.same_as_earlier),
+        static_cast<unsigned long long>(total.delta_files),
+        human_bytes(total.delta_source_bytes).c_str(), human_bytes(total.delta_bytes).c_str(),
+        static_cast<unsigned long long>(total.literal_files),
+        human_bytes(total.literal_bytes).c_str());
     std::printf("  time: %.2fs reading images, %.2fs encoding (effort %s)\n", prepare_s, encode_s,
                 std::string(effort_name(effort)).c_str());
   }

@@ -6,7 +6,9 @@ namespace deltasync {
 
 namespace {
 
-bool is_file_like(FileKind k) { return k == FileKind::kRegular || k == FileKind::kHardlink; }
+bool is_file_like(FileKind k) {
+  return k == FileKind::kRegular || k == FileKind::kHardlink;
+}
 
 // Content: type, bytes, link target, device numbers. Hard links and regular
 // files with the same bytes are the same content.
@@ -14,32 +16,41 @@ bool same_content(const FileRecord& a, const FileRecord& b) {
   if (is_file_like(a.kind) && is_file_like(b.kind)) return a.size == b.size && a.digest == b.digest;
   if (a.kind != b.kind) return false;
   switch (a.kind) {
-    case FileKind::kSymlink: return a.link_target == b.link_target;
+    case FileKind::kSymlink:
+      return a.link_target == b.link_target;
     case FileKind::kCharDevice:
-    case FileKind::kBlockDevice: return a.dev_major == b.dev_major && a.dev_minor == b.dev_minor;
-    case FileKind::kOther: return a.size == b.size && a.digest == b.digest;
-    default: return true;
+    case FileKind::kBlockDevice:
+      return a.dev_major == b.dev_major && a.dev_minor == b.dev_minor;
+    case FileKind::kOther:
+      return a.size == b.size && a.digest == b.digest;
+    default:
+      return true;
   }
 }
 
-std::vector<std::string> metadata_fields(const FileRecord& a, const FileRecord& b, const DiffOptions& options) {
+std::vector<std::string> metadata_fields(const FileRecord& a, const FileRecord& b,
+                                         const DiffOptions& options) {
   std::vector<std::string> fields;
   if ((a.mode & 07777) != (b.mode & 07777)) fields.push_back("mode");
   if (a.uid != b.uid) fields.push_back("uid");
   if (a.gid != b.gid) fields.push_back("gid");
   bool dir = a.kind == FileKind::kDirectory && b.kind == FileKind::kDirectory;
-  if ((a.mtime != b.mtime || a.mtime_text != b.mtime_text) && (!dir || options.include_directory_mtime)) {
+  if ((a.mtime != b.mtime || a.mtime_text != b.mtime_text) &&
+      (!dir || options.include_directory_mtime)) {
     fields.push_back("mtime");
   }
   if (a.xattrs != b.xattrs) fields.push_back("xattrs");
   return fields;
 }
 
-uint64_t content_size(const FileRecord& r) { return is_file_like(r.kind) || r.kind == FileKind::kOther ? r.size : 0; }
+uint64_t content_size(const FileRecord& r) {
+  return is_file_like(r.kind) || r.kind == FileKind::kOther ? r.size : 0;
+}
 
 }  // namespace
 
-ImageDiff diff_image_trees(const ImageTree& old_tree, const ImageTree& new_tree, const DiffOptions& options) {
+ImageDiff diff_image_trees(const ImageTree& old_tree, const ImageTree& new_tree,
+                           const DiffOptions& options) {
   ImageDiff diff;
   auto o = old_tree.files.begin();
   auto n = new_tree.files.begin();
@@ -65,8 +76,11 @@ ImageDiff diff_image_trees(const ImageTree& old_tree, const ImageTree& new_tree,
     } else {
       auto fields = metadata_fields(o->second, n->second, options);
       if (!same_content(o->second, n->second)) {
-        fields.insert(fields.begin(), o->second.kind != n->second.kind && !(is_file_like(o->second.kind) && is_file_like(n->second.kind))
-                                          ? "type" : "content");
+        fields.insert(fields.begin(),
+                      o->second.kind != n->second.kind &&
+                              !(is_file_like(o->second.kind) && is_file_like(n->second.kind))
+                          ? "type"
+                          : "content");
         add(ChangeKind::kChanged, n->first, &o->second, &n->second, std::move(fields));
         ++diff.totals.changed;
         diff.totals.changed_old_bytes += content_size(o->second);
@@ -108,11 +122,13 @@ std::string format_diff_text(const ImageDiff& diff, bool summary_only) {
       switch (c.change) {
         case ChangeKind::kAdded:
           detail = c.new_kind == FileKind::kRegular || c.new_kind == FileKind::kHardlink
-                       ? human_bytes(c.new_size) : std::string(file_kind_name(c.new_kind));
+                       ? human_bytes(c.new_size)
+                       : std::string(file_kind_name(c.new_kind));
           break;
         case ChangeKind::kRemoved:
           detail = c.old_kind == FileKind::kRegular || c.old_kind == FileKind::kHardlink
-                       ? human_bytes(c.old_size) : std::string(file_kind_name(c.old_kind));
+                       ? human_bytes(c.old_size)
+                       : std::string(file_kind_name(c.old_kind));
           break;
         case ChangeKind::kChanged:
           detail = human_bytes(c.old_size) + " -> " + human_bytes(c.new_size);
@@ -129,9 +145,10 @@ std::string format_diff_text(const ImageDiff& diff, bool summary_only) {
   }
   const auto& t = diff.totals;
   out += "added " + std::to_string(t.added) + " (" + human_bytes(t.added_bytes) + "), changed " +
-         std::to_string(t.changed) + " (" + human_bytes(t.changed_old_bytes) + " -> " + human_bytes(t.changed_new_bytes) +
-         "), removed " + std::to_string(t.removed) + " (" + human_bytes(t.removed_bytes) + "), metadata only " +
-         std::to_string(t.metadata_only) + ", unchanged " + std::to_string(t.unchanged) + "\n";
+         std::to_string(t.changed) + " (" + human_bytes(t.changed_old_bytes) + " -> " +
+         human_bytes(t.changed_new_bytes) + "), removed " + std::to_string(t.removed) + " (" +
+         human_bytes(t.removed_bytes) + "), metadata only " + std::to_string(t.metadata_only) +
+         ", unchanged " + std::to_string(t.unchanged) + "\n";
   return out;
 }
 
@@ -141,18 +158,24 @@ nlohmann::json diff_to_json(const ImageDiff& diff) {
   for (const auto& c : diff.changes) {
     switch (c.change) {
       case ChangeKind::kAdded:
-        added.push_back({{"path", "/" + c.path}, {"type", file_kind_name(c.new_kind)}, {"size", c.new_size}});
+        added.push_back(
+            {{"path", "/" + c.path}, {"type", file_kind_name(c.new_kind)}, {"size", c.new_size}});
         break;
       case ChangeKind::kRemoved:
-        removed.push_back({{"path", "/" + c.path}, {"type", file_kind_name(c.old_kind)}, {"size", c.old_size}});
+        removed.push_back(
+            {{"path", "/" + c.path}, {"type", file_kind_name(c.old_kind)}, {"size", c.old_size}});
         break;
       case ChangeKind::kChanged:
-        changed.push_back({{"path", "/" + c.path}, {"old_type", file_kind_name(c.old_kind)},
-                           {"type", file_kind_name(c.new_kind)}, {"old_size", c.old_size}, {"size", c.new_size},
+        changed.push_back({{"path", "/" + c.path},
+                           {"old_type", file_kind_name(c.old_kind)},
+                           {"type", file_kind_name(c.new_kind)},
+                           {"old_size", c.old_size},
+                           {"size", c.new_size},
                            {"fields", c.fields}});
         break;
       case ChangeKind::kMetadata:
-        metadata.push_back({{"path", "/" + c.path}, {"type", file_kind_name(c.new_kind)}, {"fields", c.fields}});
+        metadata.push_back(
+            {{"path", "/" + c.path}, {"type", file_kind_name(c.new_kind)}, {"fields", c.fields}});
         break;
     }
   }
@@ -162,9 +185,14 @@ nlohmann::json diff_to_json(const ImageDiff& diff) {
           {"removed", removed},
           {"metadata_only", metadata},
           {"totals",
-           {{"added", t.added}, {"added_bytes", t.added_bytes}, {"changed", t.changed},
-            {"changed_old_bytes", t.changed_old_bytes}, {"changed_new_bytes", t.changed_new_bytes},
-            {"removed", t.removed}, {"removed_bytes", t.removed_bytes}, {"metadata_only", t.metadata_only},
+           {{"added", t.added},
+            {"added_bytes", t.added_bytes},
+            {"changed", t.changed},
+            {"changed_old_bytes", t.changed_old_bytes},
+            {"changed_new_bytes", t.changed_new_bytes},
+            {"removed", t.removed},
+            {"removed_bytes", t.removed_bytes},
+            {"metadata_only", t.metadata_only},
             {"unchanged", t.unchanged}}}};
 }
 

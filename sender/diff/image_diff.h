@@ -42,7 +42,8 @@ struct DiffOptions {
   bool include_directory_mtime = false;
 };
 
-ImageDiff diff_image_trees(const ImageTree& old_tree, const ImageTree& new_tree, const DiffOptions& options = {});
+ImageDiff diff_image_trees(const ImageTree& old_tree, const ImageTree& new_tree,
+                           const DiffOptions& options = {});
 
 std::string format_diff_text(const ImageDiff& diff, bool summary_only);
 nlohmann::json diff_to_json(const ImageDiff& diff);

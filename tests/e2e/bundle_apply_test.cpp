@@ -62,23 +62,30 @@ class BundleApplyTest : public EngineTest {
 
   void build_pair() {
     fs::path v1 = temp_->path() / "v1";
-    for (int i = 0; i < 5; ++i) write_file(v1 / "app" / ("large" + std::to_string(i) + ".bin"), random_bytes(3 << 20, i));
-    for (int i = 0; i < 200; ++i) write_file(v1 / "app" / "src" / ("f" + std::to_string(i) + ".js"), "export const v = " + std::to_string(i) + ";\n");
+    for (int i = 0; i < 5; ++i)
+      write_file(v1 / "app" / ("large" + std::to_string(i) + ".bin"), random_bytes(3 << 20, i));
+    for (int i = 0; i < 200; ++i)
+      write_file(v1 / "app" / "src" / ("f" + std::to_string(i) + ".js"),
+                 "export const v = " + std::to_string(i) + ";\n");
     write_file(v1 / "app" / "small.txt", "small one\n");
     write_file(v1 / "app" / "gone.txt", "removed in 2\n");
     write_file(v1 / "Dockerfile",
-               "FROM deltasync-base:busybox\nCOPY app /app\nRUN ln -s large1.bin /app/link && mkdir /app/tmp && echo x > /app/tmp/x\n");
+               "FROM deltasync-base:busybox\nCOPY app /app\nRUN ln -s large1.bin /app/link && "
+               "mkdir /app/tmp && echo x > /app/tmp/x\n");
     fs::path v2 = temp_->path() / "v2";
     fs::copy(v1, v2, fs::copy_options::recursive);
     std::string large = random_bytes(3 << 20, 2);
-    for (size_t off : {size_t{1000}, size_t{1} << 20, size_t{2} << 20}) large.replace(off, 5, "EDIT!");
+    for (size_t off : {size_t{1000}, size_t{1} << 20, size_t{2} << 20})
+      large.replace(off, 5, "EDIT!");
     write_file(v2 / "app" / "large2.bin", large);
     write_file(v2 / "app" / "small.txt", "small one, changed\n");
     write_file(v2 / "app" / "src" / "f7.js", "export const v = 'seven';\n");
-    write_file(v2 / "app" / "copy-of-large0.bin", random_bytes(3 << 20, 0));  // same content as large0
+    write_file(v2 / "app" / "copy-of-large0.bin",
+               random_bytes(3 << 20, 0));  // same content as large0
     fs::remove(v2 / "app" / "gone.txt");
     write_file(v2 / "Dockerfile",
-               "FROM deltasync-base:busybox\nCOPY app /app\nRUN ln -s large1.bin /app/link && mkdir /app/tmp && echo x > /app/tmp/x\n"
+               "FROM deltasync-base:busybox\nCOPY app /app\nRUN ln -s large1.bin /app/link && "
+               "mkdir /app/tmp && echo x > /app/tmp/x\n"
                "RUN rm -rf /app/tmp\n");
     auto id1 = build_image(sender_engine(), v1, tag_ + ":1");
     ASSERT_TRUE(id1) << id1.error().message();
@@ -94,11 +101,12 @@ class BundleApplyTest : public EngineTest {
 
   CommandResult bundle(const std::string& image, const std::string& base, const fs::path& out,
                        const std::string& effort = "default") {
-    return run_command({DELTASEND_BINARY, "--engine", sender_engine(), "bundle", image, "--base", base, "-o",
-                        out.string(), "--effort", effort, "--json"});
+    return run_command({DELTASEND_BINARY, "--engine", sender_engine(), "bundle", image, "--base",
+                        base, "-o", out.string(), "--effort", effort, "--json"});
   }
   CommandResult apply(const fs::path& bundle_file) {
-    return run_command({DELTARECVD_BINARY, "--engine", receiver_engine(), "apply", bundle_file.string()});
+    return run_command(
+        {DELTARECVD_BINARY, "--engine", receiver_engine(), "apply", bundle_file.string()});
   }
 
   void TearDown() override {
@@ -151,7 +159,8 @@ TEST_F(BundleApplyTest, DamagedBundlesAreRefusedAndLoadNothing) {
 
   // Truncated at several points, and a bit flipped at several points.
   std::vector<std::pair<std::string, std::string>> cases;
-  for (size_t cut : {bytes.size() / 3, bytes.size() - 1, size_t{10}}) cases.emplace_back("cut", bytes.substr(0, cut));
+  for (size_t cut : {bytes.size() / 3, bytes.size() - 1, size_t{10}})
+    cases.emplace_back("cut", bytes.substr(0, cut));
   for (size_t at : {size_t{20}, bytes.size() / 2, bytes.size() - 40}) {
     std::string flipped = bytes;
     flipped[at] = static_cast<char>(flipped[at] ^ 0x10);
@@ -186,8 +195,10 @@ TEST_F(BundleApplyTest, WrongBaseIsRefusedNamingTheMissingLayers) {
   std::string before = image_list(receiver_engine());
   auto result = apply(file);
   EXPECT_FALSE(result.ok());
-  EXPECT_NE(result.error_output.find("holds no image with the base layers"), std::string::npos) << result.error_output;
-  EXPECT_NE(result.error_output.find("missing 1 of 2 layers"), std::string::npos) << result.error_output;
+  EXPECT_NE(result.error_output.find("holds no image with the base layers"), std::string::npos)
+      << result.error_output;
+  EXPECT_NE(result.error_output.find("missing 1 of 2 layers"), std::string::npos)
+      << result.error_output;
   EXPECT_NE(result.error_output.find(other_tag), std::string::npos) << result.error_output;
   EXPECT_EQ(image_list(receiver_engine()), before);
   remove_image_cli(sender_engine(), other_tag);

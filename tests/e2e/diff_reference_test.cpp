@@ -56,7 +56,8 @@ json.dump(out, sys.stdout)
 class DiffReferenceTest : public EngineTest {
  protected:
   nlohmann::json reference_tree(const std::string& image, const fs::path& work) {
-    std::string name = "ds-diffref-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
+    std::string name =
+        "ds-diffref-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
     auto created = run_docker(sender_engine(), {"create", "--name", name, image, "/bin/sh"});
     EXPECT_TRUE(created.ok()) << created.error_output;
     fs::path tar = work / (name + ".tar");
@@ -89,15 +90,17 @@ TEST_F(DiffReferenceTest, AgreesWithUnpackedRootFilesystems) {
 
   // Version 1: an app directory, links, and a directory removed later.
   fs::path v1 = work / "v1";
-  for (int i = 0; i < 50; ++i) write_file(v1 / "app" / "src" / ("m" + std::to_string(i) + ".js"), random_text(2000, i));
+  for (int i = 0; i < 50; ++i)
+    write_file(v1 / "app" / "src" / ("m" + std::to_string(i) + ".js"), random_text(2000, i));
   write_file(v1 / "app" / "data.bin", random_text(300000, 99));
   write_file(v1 / "app" / "gone.txt", "removed in v2");
   write_file(v1 / "app" / "same.txt", "unchanged");
-  write_file(v1 / "Dockerfile",
-             "FROM deltasync-base:busybox\n"
-             "COPY app /app\n"
-             "RUN ln -s src/m1.js /app/link && ln /app/same.txt /app/hard && mkdir -p /app/olddir/sub && "
-             "echo x > /app/olddir/sub/f && echo tmp > /tmp/scratch\n");
+  write_file(
+      v1 / "Dockerfile",
+      "FROM deltasync-base:busybox\n"
+      "COPY app /app\n"
+      "RUN ln -s src/m1.js /app/link && ln /app/same.txt /app/hard && mkdir -p /app/olddir/sub && "
+      "echo x > /app/olddir/sub/f && echo tmp > /tmp/scratch\n");
   // Version 2: edits, additions, deletions (some through RUN rm whiteouts).
   fs::path v2 = work / "v2";
   fs::copy(v1, v2, fs::copy_options::recursive);
@@ -105,12 +108,13 @@ TEST_F(DiffReferenceTest, AgreesWithUnpackedRootFilesystems) {
   write_file(v2 / "app" / "src" / "m3.js", random_text(2100, 1003));
   write_file(v2 / "app" / "src" / "new.js", "export const added = true;\n");
   write_file(v2 / "app" / "data.bin", random_text(300000, 100));
-  write_file(v2 / "Dockerfile",
-             "FROM deltasync-base:busybox\n"
-             "COPY app /app\n"
-             "RUN ln -s src/m2.js /app/link && ln /app/same.txt /app/hard && mkdir -p /app/olddir/sub && "
-             "echo x > /app/olddir/sub/f && echo tmp > /tmp/scratch\n"
-             "RUN rm -rf /app/olddir /tmp/scratch && rm /app/src/m7.js && mkdir /app/newdir\n");
+  write_file(
+      v2 / "Dockerfile",
+      "FROM deltasync-base:busybox\n"
+      "COPY app /app\n"
+      "RUN ln -s src/m2.js /app/link && ln /app/same.txt /app/hard && mkdir -p /app/olddir/sub && "
+      "echo x > /app/olddir/sub/f && echo tmp > /tmp/scratch\n"
+      "RUN rm -rf /app/olddir /tmp/scratch && rm /app/src/m7.js && mkdir /app/newdir\n");
 
   std::string tag = "ds-diffref:" + std::to_string(::getpid());
   auto id1 = build_image(sender_engine(), v1, tag + "-1");
@@ -118,7 +122,8 @@ TEST_F(DiffReferenceTest, AgreesWithUnpackedRootFilesystems) {
   auto id2 = build_image(sender_engine(), v2, tag + "-2");
   ASSERT_TRUE(id2) << id2.error().message();
 
-  auto diff = run_command({DELTASEND_BINARY, "--engine", sender_engine(), "diff", "--json", tag + "-1", tag + "-2"});
+  auto diff = run_command(
+      {DELTASEND_BINARY, "--engine", sender_engine(), "diff", "--json", tag + "-1", tag + "-2"});
   ASSERT_TRUE(diff.ok()) << diff.error_output;
   auto ours = nlohmann::json::parse(diff.output, nullptr, false);
   ASSERT_FALSE(ours.is_discarded()) << diff.output;

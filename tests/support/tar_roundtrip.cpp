@@ -44,7 +44,8 @@ Result<RoundTrip> round_trip_tar(ByteSource& input, const std::filesystem::path&
   return result;
 }
 
-Result<RoundTrip> round_trip_tar_file(const std::filesystem::path& tar, const std::filesystem::path& scratch) {
+Result<RoundTrip> round_trip_tar_file(const std::filesystem::path& tar,
+                                      const std::filesystem::path& scratch) {
   DS_ASSIGN_OR_RETURN(auto source, open_file_source(tar));
   return round_trip_tar(*source, scratch);
 }

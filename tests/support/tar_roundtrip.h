@@ -23,7 +23,8 @@ struct RoundTrip {
 // Splits `input` into in-memory metadata and a payload file in `scratch`,
 // reassembles, and hashes both sides.
 Result<RoundTrip> round_trip_tar(ByteSource& input, const std::filesystem::path& scratch);
-Result<RoundTrip> round_trip_tar_file(const std::filesystem::path& tar, const std::filesystem::path& scratch);
+Result<RoundTrip> round_trip_tar_file(const std::filesystem::path& tar,
+                                      const std::filesystem::path& scratch);
 
 // Runs a shell command; returns its exit status (and fails the test on -1).
 int run_shell(const std::string& command);

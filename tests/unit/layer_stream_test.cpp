@@ -61,7 +61,8 @@ class LayerStreamTest : public ::testing::Test {
   fs::path path(const std::string& name) { return temp_->path() / name; }
 
   void tar(const fs::path& dir, const fs::path& out) {
-    ASSERT_EQ(0, run_shell("tar --format=gnu --sort=name -cf " + out.string() + " -C " + dir.string() + " ."));
+    ASSERT_EQ(0, run_shell("tar --format=gnu --sort=name -cf " + out.string() + " -C " +
+                           dir.string() + " ."));
   }
 
   // Encodes `target` against `base`, decodes it, checks the result, returns the stream size.
@@ -100,7 +101,8 @@ class LayerStreamTest : public ::testing::Test {
 
 TEST_F(LayerStreamTest, MtimeOnlyRebuildCostsAFewBytesPerFile) {
   fs::path tree = path("tree");
-  for (int i = 0; i < 2000; ++i) write_file(tree / "src" / ("file" + std::to_string(i) + ".js"), "content " + std::to_string(i));
+  for (int i = 0; i < 2000; ++i)
+    write_file(tree / "src" / ("file" + std::to_string(i) + ".js"), "content " + std::to_string(i));
   ASSERT_EQ(0, run_shell("find " + tree.string() + " -exec touch -h -d @1600000000 {} +"));
   tar(tree, path("old.tar"));
   ASSERT_EQ(0, run_shell("find " + tree.string() + " -exec touch -h -d @1700000000 {} +"));
@@ -108,7 +110,8 @@ TEST_F(LayerStreamTest, MtimeOnlyRebuildCostsAFewBytesPerFile) {
   for (Effort effort : {Effort::kFast, Effort::kDefault, Effort::kMax}) {
     uint64_t bytes = round_trip(path("old.tar"), path("new.tar"), effort);
     EXPECT_GE(stats_.headers_coded, stats_.entries - 1);  // all but the root "./"
-    std::cout << "mtime-only rebuild of 2000 files, effort " << effort_name(effort) << ": " << bytes << " bytes\n";
+    std::cout << "mtime-only rebuild of 2000 files, effort " << effort_name(effort) << ": " << bytes
+              << " bytes\n";
     EXPECT_EQ(stats_.same_as_basis, 2000u);
     // A few bytes per file at most; zstd usually does much better.
     EXPECT_LT(bytes, 2002u * 3) << "effort " << effort_name(effort);
@@ -122,7 +125,8 @@ TEST_F(LayerStreamTest, EditsAndInsertionsInLargeFilesBecomeSmallDeltas) {
   write_file(old_tree / "renamed-1.0" / "lib.so", random_bytes(1 << 20, 2));
   write_file(old_tree / "dup-source.bin", random_bytes(300000, 3));
   std::string edited = data;
-  for (size_t off : {size_t{100}, size_t{2} << 20, size_t{5} << 20}) edited.replace(off, 8, "EDITED!!");
+  for (size_t off : {size_t{100}, size_t{2} << 20, size_t{5} << 20})
+    edited.replace(off, 8, "EDITED!!");
   edited.insert(size_t{3} << 20, random_bytes(4096, 4));  // an insertion shifts the rest
   write_file(new_tree / "data.bin", edited);
   std::string lib = random_bytes(1 << 20, 2);
@@ -183,7 +187,8 @@ TEST_F(LayerStreamTest, DamagedStreamsAreRefused) {
     // which is fine: what must never happen is a different layer.
     if (result) {
       IndexedTar target = index_tar(path("new.tar"));
-      EXPECT_EQ(result->digest, target.index.diff_id) << "flip at " << at << " gave a different layer";
+      EXPECT_EQ(result->digest, target.index.diff_id)
+          << "flip at " << at << " gave a different layer";
     } else {
       ++rejected;
     }
@@ -194,9 +199,9 @@ TEST_F(LayerStreamTest, DamagedStreamsAreRefused) {
 TEST(AnchoredDeltaTest, InsertionDeletionAndEditsRoundTripSmall) {
   std::string basis = random_bytes(8 << 20, 11);
   std::string fresh = basis;
-  fresh.erase(size_t{1} << 20, 3000);                       // deletion
+  fresh.erase(size_t{1} << 20, 3000);                      // deletion
   fresh.insert(size_t{4} << 20, random_bytes(10000, 12));  // insertion
-  fresh[size_t{6} << 20] ^= 1;                              // edit
+  fresh[size_t{6} << 20] ^= 1;                             // edit
   MemoryRandomAccess b(basis), n(fresh);
   StringSink delta;
   ASSERT_TRUE(anchored_delta_encode(b, n, AnchoredDeltaParams{}, delta));
@@ -213,7 +218,8 @@ TEST(AnchoredDeltaTest, InsertionDeletionAndEditsRoundTripSmall) {
   MemorySource third(delta.data());
   auto status = anchored_delta_decode(short_basis, third, sink, fresh.size());
   ASSERT_FALSE(status);
-  EXPECT_NE(status.error().message().find("outside"), std::string::npos) << status.error().message();
+  EXPECT_NE(status.error().message().find("outside"), std::string::npos)
+      << status.error().message();
 }
 
 }  // namespace

@@ -51,7 +51,8 @@ class TarSplitTest : public ::testing::Test {
 
   // A tree with what real layers contain. `posix_only` adds what ustar cannot hold.
   void make_tree(bool long_names) {
-    for (int i = 0; i < 300; ++i) write_file(root_ / "many" / ("f" + std::to_string(i)), "small " + std::to_string(i));
+    for (int i = 0; i < 300; ++i)
+      write_file(root_ / "many" / ("f" + std::to_string(i)), "small " + std::to_string(i));
     write_file(root_ / "big.bin", random_bytes(3 * 1024 * 1024 + 17, 1));
     write_file(root_ / "empty", "");
     write_file(root_ / "app" / ".wh.removed", "");
@@ -118,7 +119,8 @@ TEST_F(TarSplitTest, PosixFormatWithXattrsRoundTripsExactly) {
   bool saw_xattr = false, saw_deep = false, saw_unicode = false, saw_hardlink = false;
   for (const auto& e : entries) {
     if (e.normalized_path() == "big.bin") {
-      saw_xattr = e.xattrs.count("user.deltasync.test") && e.xattrs.at("user.deltasync.test") == "xattr-value";
+      saw_xattr = e.xattrs.count("user.deltasync.test") &&
+                  e.xattrs.at("user.deltasync.test") == "xattr-value";
       EXPECT_EQ(e.size, 3u * 1024 * 1024 + 17);
     }
     if (e.normalized_path().ends_with("file-with-a-path-over-255-bytes.txt")) {
@@ -139,7 +141,8 @@ TEST_F(TarSplitTest, PosixFormatWithXattrsRoundTripsExactly) {
 TEST_F(TarSplitTest, UstarFormatRoundTripsExactly) {
   make_tree(false);
   auto tar = temp_->path() / "ustar.tar";
-  ASSERT_EQ(0, run_shell("tar --format=ustar -cf " + tar.string() + " -C " + root_.string() + " ."));
+  ASSERT_EQ(0,
+            run_shell("tar --format=ustar -cf " + tar.string() + " -C " + root_.string() + " ."));
   expect_round_trip(tar);
 }
 
@@ -153,16 +156,16 @@ TEST_F(TarSplitTest, RecordPaddingAndExtraTrailingBytesRoundTrip) {
   }
   // Extra zero blocks and non-zero garbage after the end-of-archive marker.
   auto tar = temp_->path() / "b1.tar";
-  ASSERT_EQ(0, run_shell("head -c 4096 /dev/zero >> " + tar.string() + " && printf 'trailing junk' >> " +
-                         tar.string()));
+  ASSERT_EQ(0, run_shell("head -c 4096 /dev/zero >> " + tar.string() +
+                         " && printf 'trailing junk' >> " + tar.string()));
   expect_round_trip(tar);
 }
 
 TEST_F(TarSplitTest, ArchiveWithoutEndMarkerRoundTrips) {
   make_tree(false);
   auto tar = temp_->path() / "noend.tar";
-  ASSERT_EQ(0, run_shell("tar --format=gnu -b 1 -cf " + tar.string() + " -C " + root_.string() + " . && truncate -s -1024 " +
-                         tar.string()));
+  ASSERT_EQ(0, run_shell("tar --format=gnu -b 1 -cf " + tar.string() + " -C " + root_.string() +
+                         " . && truncate -s -1024 " + tar.string()));
   expect_round_trip(tar);
 }
 
@@ -179,7 +182,8 @@ TEST_F(TarSplitTest, BadHeaderChecksumIsAClearError) {
   auto rt = round_trip_tar_file(tar, temp_->path());
   ASSERT_FALSE(rt);
   EXPECT_EQ(rt.error().code(), ErrorCode::kCorrupt);
-  EXPECT_NE(rt.error().message().find("bad header checksum"), std::string::npos) << rt.error().message();
+  EXPECT_NE(rt.error().message().find("bad header checksum"), std::string::npos)
+      << rt.error().message();
   EXPECT_NE(rt.error().message().find("offset 0"), std::string::npos) << rt.error().message();
 }
 
@@ -237,7 +241,8 @@ TEST_F(TarSplitTest, CorruptMetadataStreamIsRejected) {
   CountingSink out;
   auto status = reassemble_tar(meta, provider, out);
   ASSERT_FALSE(status);
-  EXPECT_NE(status.error().message().find("truncated"), std::string::npos) << status.error().message();
+  EXPECT_NE(status.error().message().find("truncated"), std::string::npos)
+      << status.error().message();
 }
 
 // Generates a tar holding one entry of `size` bytes (pattern content), with
@@ -274,7 +279,8 @@ class HugeTarSource final : public ByteSource {
       } else if (pos_ < head_.size() + size_) {
         uint64_t data_pos = pos_ - head_.size();
         size_t k = std::min<uint64_t>(buffer.size() - n, head_.size() + size_ - pos_);
-        for (size_t i = 0; i < k; ++i) buffer[n + i] = static_cast<char>(((data_pos + i) * 2654435761u) >> 13);
+        for (size_t i = 0; i < k; ++i)
+          buffer[n + i] = static_cast<char>(((data_pos + i) * 2654435761u) >> 13);
         pos_ += k, n += k;
       } else {
         uint64_t tail_pos = pos_ - head_.size() - size_;
