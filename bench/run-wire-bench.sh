@@ -17,6 +17,7 @@
 # Stops the engines at the end.
 #
 # Env: BENCH_PAIRS="app-zeros deps-bump"  run only these pairs
+#      BENCH_RESULTS (default bench/results): where the table and JSON go
 #      BENCH_WORKDIR (default /var/tmp/deltasync-bench-work): scratch space,
 #        a few GiB; emptied at the end unless BENCH_KEEP=1 (the .deb cache stays)
 #      DELTASYNC_ENGINE_ROOT (see scripts/test-engine.sh), DELTASYNC_DOCKER_CLI
@@ -26,7 +27,7 @@ repo="$(pwd)"
 build_dir="${1:-build}"
 case "$build_dir" in /*) ;; *) build_dir="$repo/$build_dir" ;; esac
 work="${BENCH_WORKDIR:-/var/tmp/deltasync-bench-work}"
-results="$repo/bench/results"
+results="${BENCH_RESULTS:-$repo/bench/results}"
 DOCKER="${DELTASYNC_DOCKER_CLI:-docker}"
 docker_h() { DOCKER_CLI_HINTS=false "$DOCKER" -H "$1" "${@:2}"; }
 
