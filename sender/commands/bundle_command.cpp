@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <set>
 
 #include "common/bundle/bundle_file.h"
@@ -25,12 +26,20 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   if (options.output.empty())
     return make_error(ErrorCode::kInvalidArgument, "bundle: give the output file with -o FILE");
 
+  // The two images are exported by the engine at the same time (each
+  // opener has its own engine client: a client serves one call at a time).
   ImageOpener opener(options.engine);
-  DS_ASSIGN_OR_RETURN(auto target, opener.open(options.image));
-  std::unique_ptr<ImageReader> base;
+  ImageOpener base_opener(options.engine);
+  std::future<Result<std::unique_ptr<ImageReader>>> base_future;
   if (!options.base.empty()) {
-    DS_ASSIGN_OR_RETURN(base, opener.open(options.base));
+    base_future = std::async(std::launch::async, [&] { return base_opener.open(options.base); });
   }
+  auto target_result = opener.open(options.image);
+  std::unique_ptr<ImageReader> base;
+  if (base_future.valid()) {
+    DS_ASSIGN_OR_RETURN(base, base_future.get());
+  }
+  DS_ASSIGN_OR_RETURN(auto target, std::move(target_result));
 
   DS_ASSIGN_OR_RETURN(auto workspace,
                       LayerWorkspace::create(default_temp_parent(), "deltasend-bundle-"));
