@@ -43,17 +43,6 @@ Status read_at_exact(RandomAccessInput& input, uint64_t offset, std::span<char> 
   return ok_status();
 }
 
-Result<uint64_t> read_varint(ByteSource& in) {
-  uint64_t value = 0;
-  for (int shift = 0; shift < 70; shift += 7) {
-    char c;
-    DS_RETURN_IF_ERROR(read_exact(in, std::span<char>(&c, 1), "anchored delta"));
-    value |= static_cast<uint64_t>(static_cast<uint8_t>(c) & 0x7f) << shift;
-    if (!(static_cast<uint8_t>(c) & 0x80)) return value;
-  }
-  return make_error(ErrorCode::kCorrupt, "anchored delta: varint too long");
-}
-
 int window_log_for(uint64_t span) {
   int log = 10;
   while (log < 30 && (uint64_t{1} << log) < span) ++log;
@@ -223,7 +212,7 @@ Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSi
   if (std::memcmp(head, kMagic, 4) != 0 || static_cast<uint8_t>(head[4]) != kVersion) {
     return make_error(ErrorCode::kCorrupt, "anchored delta: bad magic or version");
   }
-  DS_ASSIGN_OR_RETURN(uint64_t new_size, read_varint(delta));
+  DS_ASSIGN_OR_RETURN(uint64_t new_size, read_varint(delta, "anchored delta"));
   if (new_size > max_output) {
     return make_error(ErrorCode::kCorrupt, "anchored delta: declares " + std::to_string(new_size) +
                                                " bytes, more than the " +
@@ -241,8 +230,8 @@ Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSi
     DS_RETURN_IF_ERROR(read_exact(delta, std::span<char>(&cmd, 1), "anchored delta"));
     if (cmd == 'E') break;
     if (cmd == 'C') {
-      DS_ASSIGN_OR_RETURN(uint64_t offset, read_varint(delta));
-      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(delta));
+      DS_ASSIGN_OR_RETURN(uint64_t offset, read_varint(delta, "anchored delta"));
+      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(delta, "anchored delta"));
       if (offset > basis.size() || len > basis.size() - offset) {
         return make_error(ErrorCode::kCorrupt, "anchored delta: copy refers outside its basis");
       }
@@ -257,10 +246,10 @@ Status anchored_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSi
       }
       written += len;
     } else if (cmd == 'P') {
-      DS_ASSIGN_OR_RETURN(uint64_t woff, read_varint(delta));
-      DS_ASSIGN_OR_RETURN(uint64_t wlen, read_varint(delta));
-      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(delta));
-      DS_ASSIGN_OR_RETURN(uint64_t clen, read_varint(delta));
+      DS_ASSIGN_OR_RETURN(uint64_t woff, read_varint(delta, "anchored delta"));
+      DS_ASSIGN_OR_RETURN(uint64_t wlen, read_varint(delta, "anchored delta"));
+      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(delta, "anchored delta"));
+      DS_ASSIGN_OR_RETURN(uint64_t clen, read_varint(delta, "anchored delta"));
       if (woff > basis.size() || wlen > basis.size() - woff || wlen > kMaxWindow) {
         return make_error(ErrorCode::kCorrupt, "anchored delta: window refers outside its basis");
       }

@@ -87,20 +87,6 @@ Status read_fully_at(RandomAccessInput& input, uint64_t offset, std::span<char> 
   return ok_status();
 }
 
-Result<uint64_t> read_varint(ByteSource& source, std::string_view what) {
-  char bytes[10];
-  for (size_t i = 0; i < sizeof bytes; ++i) {
-    DS_RETURN_IF_ERROR(
-        with_context(read_exact(source, std::span(bytes + i, 1), what), "local delta"));
-    if (!(static_cast<uint8_t>(bytes[i]) & 0x80)) {
-      std::string_view view(bytes, i + 1);
-      return with_context(get_varint(view), std::string("local delta: ") + std::string(what));
-    }
-  }
-  return make_error(ErrorCode::kCorrupt,
-                    "local delta: " + std::string(what) + ": varint is longer than 10 bytes");
-}
-
 Error zstd_error(size_t code, ErrorCode kind, const std::string& context) {
   return Error(kind, context + ": zstd: " + ZSTD_getErrorName(code));
 }
@@ -228,8 +214,8 @@ Status local_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSink&
                       "local delta: unknown version " +
                           std::to_string(static_cast<uint8_t>(head[sizeof kMagic])));
   }
-  DS_ASSIGN_OR_RETURN(uint64_t new_size, read_varint(delta, "new size"));
-  DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(delta, "segment count"));
+  DS_ASSIGN_OR_RETURN(uint64_t new_size, read_varint(delta, "local delta: new size"));
+  DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(delta, "local delta: segment count"));
   if (new_size > max_output) {
     return make_error(ErrorCode::kCorrupt, "local delta: output of " + std::to_string(new_size) +
                                                " bytes exceeds its limit of " +
@@ -249,10 +235,11 @@ Status local_delta_decode(RandomAccessInput& basis, ByteSource& delta, ByteSink&
   uint64_t total = 0;
   for (uint64_t index = 0; index < count; ++index) {
     const std::string context = "local delta: segment " + std::to_string(index);
-    DS_ASSIGN_OR_RETURN(uint64_t win_offset, read_varint(delta, "window offset"));
-    DS_ASSIGN_OR_RETURN(uint64_t win_length, read_varint(delta, "window length"));
-    DS_ASSIGN_OR_RETURN(uint64_t seg_length, read_varint(delta, "segment length"));
-    DS_ASSIGN_OR_RETURN(uint64_t frame_length, read_varint(delta, "compressed length"));
+    DS_ASSIGN_OR_RETURN(uint64_t win_offset, read_varint(delta, "local delta: window offset"));
+    DS_ASSIGN_OR_RETURN(uint64_t win_length, read_varint(delta, "local delta: window length"));
+    DS_ASSIGN_OR_RETURN(uint64_t seg_length, read_varint(delta, "local delta: segment length"));
+    DS_ASSIGN_OR_RETURN(uint64_t frame_length,
+                        read_varint(delta, "local delta: compressed length"));
     if (win_offset > basis_size || win_length > basis_size - win_offset) {
       return make_error(ErrorCode::kCorrupt,
                         context + ": basis window [" + std::to_string(win_offset) + ", +" +

@@ -48,13 +48,6 @@ constexpr std::array<Field, 17> kFields{{
 constexpr size_t kChecksumField = 6;
 constexpr size_t kMtimeField = 5;
 
-uint64_t zigzag(int64_t v) {
-  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-int64_t unzigzag(uint64_t v) {
-  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
-}
-
 // An octal field is: optional leading spaces/zeros, digits, terminators.
 // Returns the value if the field is plain octal (not base-256).
 std::optional<uint64_t> octal_value(std::string_view f) {
@@ -192,6 +185,32 @@ Result<std::string> HeaderCoder::decode(std::string_view basis, std::string_view
     std::memcpy(block + 148, sum.data(), 8);
   }
   return out;
+}
+
+Result<std::string> HeaderCoder::decode(std::string_view basis, ByteSource& in) {
+  // Collect the coding's bytes (its length follows from the mask and the
+  // numeric markers), then decode from memory.
+  std::string coding;
+  DS_ASSIGN_OR_RETURN(uint64_t mask, read_varint(in, "header coding"));
+  if (mask >> kFields.size())
+    return make_error(ErrorCode::kCorrupt, "header coding has an unknown field");
+  put_varint(coding, mask);
+  for (size_t i = 0; i < kFields.size(); ++i) {
+    if (!(mask & (uint64_t{1} << i))) continue;
+    bool raw = true;
+    if (kFields[i].numeric) {
+      DS_ASSIGN_OR_RETURN(uint64_t v, read_varint(in, "header coding"));
+      put_varint(coding, v);
+      raw = (v & 1) != 0;
+    }
+    if (raw) {
+      std::string bytes(kFields[i].length, '\0');
+      DS_RETURN_IF_ERROR(read_exact(in, bytes, "header coding"));
+      coding += bytes;
+    }
+  }
+  std::string_view view = coding;
+  return decode(basis, view);
 }
 
 }  // namespace deltasync

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/io/stream.h"
 #include "common/util/result.h"
 
 namespace deltasync {
@@ -30,6 +31,8 @@ class HeaderCoder {
   // Rebuilds the target header from `basis` and the coding at the front of
   // `in` (consumed).
   Result<std::string> decode(std::string_view basis, std::string_view& in);
+  // Same, reading exactly one coding from a stream.
+  Result<std::string> decode(std::string_view basis, ByteSource& in);
 
  private:
   int64_t previous_mtime_ = 0;

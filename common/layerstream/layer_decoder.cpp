@@ -20,22 +20,6 @@ namespace deltasync {
 
 namespace {
 
-int64_t unzigzag(uint64_t v) {
-  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
-}
-
-Result<uint64_t> read_varint(ByteSource& in) {
-  uint64_t value = 0;
-  for (int shift = 0; shift < 70; shift += 7) {
-    char c;
-    DS_RETURN_IF_ERROR(read_exact(in, std::span<char>(&c, 1), "layer stream"));
-    auto byte = static_cast<uint8_t>(c);
-    value |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if (!(byte & 0x80)) return value;
-  }
-  return make_error(ErrorCode::kCorrupt, "layer stream: varint too long");
-}
-
 Result<char> read_byte(ByteSource& in) {
   char c;
   DS_RETURN_IF_ERROR(read_exact(in, std::span<char>(&c, 1), "layer stream"));
@@ -147,7 +131,7 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
     } else {
       DS_ASSIGN_OR_RETURN(tag, read_byte(in));
       if (tag == 0x03) {
-        DS_ASSIGN_OR_RETURN(run_remaining, read_varint(in));
+        DS_ASSIGN_OR_RETURN(run_remaining, read_varint(in, name));
         if (run_remaining == 0 || run_remaining > im.basis.entries().size())
           return fail("bad run length");
         --run_remaining;
@@ -157,14 +141,14 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
     }
     if (tag == 0x12) break;
     if (tag == 0x10) {
-      DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(in));
+      DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(in, name));
       if (count > (64u << 20)) return fail("trailer too long");
       std::string zeros(count, '\0');
       DS_RETURN_IF_ERROR(out.write(zeros));
       continue;
     }
     if (tag == 0x11) {
-      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in));
+      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in, name));
       if (len > (64u << 20)) return fail("trailer too long");
       DS_RETURN_IF_ERROR(copy_exact(in, out, len, "layer stream trailer"));
       continue;
@@ -173,7 +157,7 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
     std::string header;
     const FileRecord* basis_record = nullptr;
     if (tag == 0x01) {
-      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in));
+      DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in, name));
       if (len < kTarBlock || len > (64u << 20) || len % kTarBlock != 0)
         return fail("bad header length");
       header.resize(len);
@@ -189,39 +173,14 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
       DS_ASSIGN_OR_RETURN(
           header, with_context(header_coder.decode(basis_record->raw_metadata, view), name));
     } else if (tag == 0x02) {
-      DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in));
+      DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in, name));
       int64_t id = previous_basis_entry + 1 + unzigzag(delta);
       if (id < 0 || static_cast<uint64_t>(id) >= im.basis.entries().size())
         return fail("basis entry out of range");
       previous_basis_entry = id;
       basis_record = im.basis.entries()[id];
-      // The coding is at most a few hundred bytes; decode from a bounded peek.
-      std::string coding;
-      DS_ASSIGN_OR_RETURN(uint64_t mask, read_varint(in));
-      put_varint(coding, mask);
-      static constexpr size_t kLengths[17] = {100, 8, 8,  8,  12, 12, 8,   1, 100,
-                                              6,   2, 32, 32, 8,  8,  155, 12};
-      static constexpr bool kNumeric[17] = {false, true,  true,  true,  true,  true,
-                                            false, false, false, false, false, false,
-                                            false, true,  true,  false, false};
-      if (mask >> 17) return fail("bad header coding");
-      for (size_t f = 0; f < 17; ++f) {
-        if (!(mask & (uint64_t{1} << f))) continue;
-        bool raw = true;
-        if (kNumeric[f]) {
-          DS_ASSIGN_OR_RETURN(uint64_t v, read_varint(in));
-          put_varint(coding, v);
-          raw = (v & 1) != 0;
-        }
-        if (raw) {
-          std::string bytes(kLengths[f], '\0');
-          DS_RETURN_IF_ERROR(read_exact(in, bytes, "layer stream header coding"));
-          coding += bytes;
-        }
-      }
-      std::string_view view = coding;
-      DS_ASSIGN_OR_RETURN(
-          header, with_context(header_coder.decode(basis_record->raw_metadata, view), name));
+      DS_ASSIGN_OR_RETURN(header,
+                          with_context(header_coder.decode(basis_record->raw_metadata, in), name));
     } else {
       return fail("unknown record type " + std::to_string(static_cast<uint8_t>(tag)));
     }
@@ -245,7 +204,7 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
           break;
         }
         case 'C': {
-          DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in));
+          DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in, name));
           int64_t content = previous_content + 1 + unzigzag(delta);
           if (content < 0 || static_cast<uint64_t>(content) >= im.basis.contents().size()) {
             return fail("basis content out of range");
@@ -257,7 +216,7 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
           break;
         }
         case 'E': {
-          DS_ASSIGN_OR_RETURN(uint64_t back, read_varint(in));
+          DS_ASSIGN_OR_RETURN(uint64_t back, read_varint(in, name));
           if (back == 0 || back > im.earlier.size())
             return fail("reference to an earlier entry out of range");
           const EarlierEntry& e = im.earlier[im.earlier.size() - back];
@@ -272,13 +231,12 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
         case 'R':
         case 'Z':
         case 'A': {
-          DS_ASSIGN_OR_RETURN(uint64_t content, read_varint(in));
-          DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in));
+          DS_ASSIGN_OR_RETURN(uint64_t content, read_varint(in, name));
+          DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(in, name));
           if (content >= im.basis.contents().size()) return fail("delta basis out of range");
           const BasisContent& c = im.basis.contents()[content];
           FileRangeRandomAccess basis_file(im.basis_files.fds[c.layer], c.payload_offset, c.size);
           LimitedSource delta(in, len);
-          HashingSink count;  // counts what the patch writes
           struct Tee final : ByteSink {
             Tee(ByteSink& a, uint64_t& n) : a_(a), n_(n) {}
             Status write(std::string_view d) override {

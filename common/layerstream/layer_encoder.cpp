@@ -63,10 +63,6 @@ void LayerStreamStats::add(const LayerStreamStats& o) {
 
 namespace {
 
-uint64_t zigzag(int64_t v) {
-  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-
 constexpr uint64_t kMinDeltaFile = 64;  // below this a literal is as cheap as any delta
 
 struct DeltaResult {

@@ -73,18 +73,6 @@ Status StreamPayloadProvider::write_payload(const TarMetadataRecord& record, Byt
 
 namespace {
 
-Result<uint64_t> read_varint(ByteSource& in) {
-  std::string bytes;
-  for (int i = 0; i < 10; ++i) {
-    char c;
-    DS_RETURN_IF_ERROR(read_exact(in, std::span<char>(&c, 1), "tar metadata stream"));
-    bytes.push_back(c);
-    if (!(static_cast<uint8_t>(c) & 0x80)) break;
-  }
-  std::string_view view(bytes);
-  return get_varint(view);
-}
-
 Status write_zeros(ByteSink& out, uint64_t count) {
   static const std::string kZeros(64 * 1024, '\0');
   while (count > 0) {
@@ -106,7 +94,7 @@ Status reassemble_tar(ByteSource& raw_metadata, PayloadProvider& payloads, ByteS
     DS_RETURN_IF_ERROR(read_exact(metadata, std::span<char>(&kind, 1), "tar metadata stream"));
     switch (kind) {
       case 'E': {
-        DS_ASSIGN_OR_RETURN(uint64_t meta_len, read_varint(metadata));
+        DS_ASSIGN_OR_RETURN(uint64_t meta_len, read_varint(metadata, "tar metadata stream"));
         if (meta_len > limits.max_metadata_record || meta_len < kTarBlock) {
           return make_error(ErrorCode::kCorrupt,
                             "tar metadata stream: entry " + std::to_string(index) +
@@ -115,11 +103,11 @@ Status reassemble_tar(ByteSource& raw_metadata, PayloadProvider& payloads, ByteS
         record.index = index;
         record.raw_metadata.resize(meta_len);
         DS_RETURN_IF_ERROR(read_exact(metadata, record.raw_metadata, "tar metadata stream"));
-        DS_ASSIGN_OR_RETURN(record.payload_size, read_varint(metadata));
+        DS_ASSIGN_OR_RETURN(record.payload_size, read_varint(metadata, "tar metadata stream"));
         DS_RETURN_IF_ERROR(out.write(record.raw_metadata));
         DS_RETURN_IF_ERROR(
             with_context(payloads.write_payload(record, out), "entry " + std::to_string(index)));
-        DS_ASSIGN_OR_RETURN(uint64_t pad_len, read_varint(metadata));
+        DS_ASSIGN_OR_RETURN(uint64_t pad_len, read_varint(metadata, "tar metadata stream"));
         if (pad_len >= kTarBlock) {
           return make_error(ErrorCode::kCorrupt,
                             "tar metadata stream: padding longer than a block");
@@ -138,7 +126,7 @@ Status reassemble_tar(ByteSource& raw_metadata, PayloadProvider& payloads, ByteS
         break;
       }
       case 'Z': {
-        DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(metadata));
+        DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(metadata, "tar metadata stream"));
         if (count > limits.max_zero_run) {
           return make_error(ErrorCode::kCorrupt, "tar metadata stream: trailer of " +
                                                      std::to_string(count) +
@@ -148,7 +136,7 @@ Status reassemble_tar(ByteSource& raw_metadata, PayloadProvider& payloads, ByteS
         break;
       }
       case 'T': {
-        DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(metadata));
+        DS_ASSIGN_OR_RETURN(uint64_t len, read_varint(metadata, "tar metadata stream"));
         DS_RETURN_IF_ERROR(copy_exact(metadata, out, len, "tar metadata stream trailer"));
         break;
       }

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/io/stream.h"
 #include "common/util/result.h"
 
 namespace deltasync {
@@ -30,6 +31,27 @@ inline Result<uint64_t> get_varint(std::string_view& in) {
     if (!(byte & 0x80)) return value;
   }
   return make_error(ErrorCode::kCorrupt, "varint is longer than 10 bytes");
+}
+
+// Reads one varint from a stream; truncation names `what`.
+inline Result<uint64_t> read_varint(ByteSource& in, std::string_view what) {
+  uint64_t value = 0;
+  for (int shift = 0; shift < 70; shift += 7) {
+    char c;
+    DS_RETURN_IF_ERROR(read_exact(in, std::span<char>(&c, 1), what));
+    auto byte = static_cast<uint8_t>(c);
+    value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return value;
+  }
+  return make_error(ErrorCode::kCorrupt, std::string(what) + ": varint is longer than 10 bytes");
+}
+
+// Signed deltas as small unsigned numbers: 0, -1, 1, -2, ... -> 0, 1, 2, 3, ...
+inline uint64_t zigzag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+inline int64_t unzigzag(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
 
 }  // namespace deltasync

@@ -14,24 +14,13 @@
 
 #include "common/io/file.h"
 #include "tests/support/test_engines.h"
+#include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
 
 namespace deltasync::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-void write_file(const fs::path& path, const std::string& content) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(rng());
-  return s;
-}
 
 std::string image_list(const std::string& engine) {
   auto r = run_docker(engine, {"images", "-a", "-q", "--no-trunc"});

@@ -13,24 +13,13 @@
 
 #include "common/io/file.h"
 #include "tests/support/test_engines.h"
+#include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
 
 namespace deltasync::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-void write_file(const fs::path& path, const std::string& content) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string random_text(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, 'x');
-  for (auto& c : s) c = static_cast<char>('a' + rng() % 26);
-  return s;
-}
 
 const char* kWalker = R"PY(
 import hashlib, json, os, stat, sys

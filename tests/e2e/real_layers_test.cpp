@@ -52,13 +52,16 @@
 #include "common/tar/tar_split.h"
 #include "tests/support/tar_roundtrip.h"
 #include "tests/support/test_engines.h"
+#include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
 
 namespace deltasync {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::random_bytes;
 using testing::run_docker;
+using testing::write_file;
 
 constexpr const char* kImportedRef = "deltasync-real-layers-imported:1";
 
@@ -74,23 +77,6 @@ const std::string kCapability = std::string(
 
 const std::string kUnicodeName = "данные-数据-😀.txt";
 const std::string kLongComponent(60, 'd');
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(s.data() + i, &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
-
-void write_file(const fs::path& path, const std::string& content) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out << content;
-  ASSERT_TRUE(out.good()) << path;
-}
 
 uint64_t big_file_size() {
   uint64_t size = 0;

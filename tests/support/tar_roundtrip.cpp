@@ -19,7 +19,6 @@ Result<RoundTrip> round_trip_tar(ByteSource& input, const std::filesystem::path&
   int fd = ::open(payload_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return std::unexpected(errno_error(errno, "open " + payload_path.string()));
   FdSink payload_file(UniqueFd(fd), payload_path.string());
-  CountingSink unused;
   TeeCountSink payload_counter(payload_file);
   TarMetadataWriter writer(metadata, &payload_counter);
   DS_RETURN_IF_ERROR(split_tar(hashed_input, writer, "test archive"));

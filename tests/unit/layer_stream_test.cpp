@@ -15,24 +15,15 @@
 #include "common/io/file.h"
 #include "common/layerstream/layer_stream.h"
 #include "tests/support/tar_roundtrip.h"
+#include "tests/support/test_files.h"
 
 namespace deltasync {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::random_bytes;
 using testing::run_shell;
-
-void write_file(const fs::path& path, const std::string& content) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
+using testing::write_file;
 
 struct IndexedTar {
   UniqueFd fd;

@@ -17,28 +17,16 @@
 #include "common/tar/tar_metadata.h"
 #include "common/tar/tar_split.h"
 #include "tests/support/tar_roundtrip.h"
+#include "tests/support/test_files.h"
 
 namespace deltasync {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::random_bytes;
 using testing::round_trip_tar_file;
 using testing::run_shell;
-
-void write_file(const fs::path& path, const std::string& content) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string random_bytes(size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(s.data() + i, &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
+using testing::write_file;
 
 class TarSplitTest : public ::testing::Test {
  protected:
