@@ -1,5 +1,6 @@
-// deltarecvd: the site-side command. `apply` rebuilds an image from an
-// offline bundle and loads it into the local engine.
+// deltarecvd: the site-side command. Without a subcommand it is the
+// service (receiver/service/); `apply` rebuilds an image from an offline
+// bundle and loads it into the local engine.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -7,6 +8,7 @@
 #include <cstdio>
 
 #include "receiver/apply/apply_command.h"
+#include "receiver/service/serve_command.h"
 
 namespace {
 
@@ -26,10 +28,41 @@ int report(const deltasync::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"deltarecvd: receive container image updates (site side)"};
-  app.require_subcommand(1);
+  CLI::App app{
+      "deltarecvd: receive container image updates (site side). Without a subcommand it runs "
+      "the service that `deltasend IMAGE --to HOST` talks to."};
+  app.require_subcommand(0, 1);
   app.fallthrough();
-  std::string engine, log_level = "warn";
+  app.set_config("--config", "/etc/deltasync/deltarecvd.conf",
+                 "config file (INI/TOML; keys are the long option names)");
+  std::string engine, log_level = "info";
+  deltasync::ServeOptions serve;
+  std::string cert, key, ca;
+  app.add_option("--listen", serve.listen, "address and port to listen on (ADDR:PORT)")
+      ->capture_default_str();
+  app.add_option("--cert", cert, "this receiver's certificate (PEM)");
+  app.add_option("--key", key, "its private key (PEM)");
+  app.add_option("--ca", ca, "the CA whose certificates senders must present (PEM)");
+  app.add_option("--store", serve.store, "store directory (layers, indexes, checkpoints)")
+      ->capture_default_str();
+  app.add_option("--store-budget", serve.store_budget,
+                 "disk budget for stored layers (e.g. 20G); least recently used go first")
+      ->capture_default_str();
+  app.add_option("--allow-client", serve.allowed_clients,
+                 "accept only senders whose certificate names this (repeatable; default: any "
+                 "certificate from --ca)");
+  app.add_option("--max-sessions", serve.max_sessions, "concurrent sessions")
+      ->capture_default_str();
+  app.add_option("--io-timeout", serve.io_timeout_seconds,
+                 "seconds a peer may take to send or take one frame")
+      ->capture_default_str();
+  app.footer(
+      "Examples:\n"
+      "  deltarecvd --listen 0.0.0.0:7443 --cert receiver.pem --key receiver.key --ca ca.pem "
+      "--store /var/lib/deltarecvd\n"
+      "  deltarecvd --config /etc/deltasync/deltarecvd.conf      (as the systemd unit runs it)\n"
+      "  deltarecvd apply app-2.0.0.dsb\n"
+      "Certificates: /usr/share/deltasync/make-certs.sh (or deploy/make-certs.sh).");
   app.add_option(
          "--engine", engine,
          "container engine, unix://PATH (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
@@ -51,10 +84,19 @@ int main(int argc, char** argv) {
       "Example:\n  deltarecvd apply app-2.0.0.dsb");
 
   CLI11_PARSE(app, argc, argv);
+  if (*apply_cmd && app.count("--log-level") == 0) log_level = "warn";
   configure_logging(log_level);
   if (*apply_cmd) {
     apply.engine = engine;
     return report(deltasync::run_apply_command(apply));
   }
-  return 2;
+  if (cert.empty() || key.empty() || ca.empty()) {
+    std::fprintf(stderr,
+                 "deltarecvd: error: the service needs --cert, --key and --ca (or a --config file "
+                 "naming them); see deltarecvd --help\n");
+    return 2;
+  }
+  serve.identity = deltasync::TlsIdentity{cert, key, ca};
+  serve.engine = engine;
+  return report(deltasync::run_serve_command(serve));
 }

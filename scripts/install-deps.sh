@@ -11,6 +11,7 @@ packages=(
   zlib1g-dev busybox-static
   docker.io tar gzip rsync xz-utils python3 procps iproute2 openssl time
   clang clang-format
+  systemd dpkg-dev init-system-helpers
 )
 # npm (bench/pairs/deps-bump.sh): Debian's package, unless an npm is already
 # there (NodeSource's nodejs ships its own and conflicts with Debian's npm).

@@ -3,10 +3,17 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+
+#include <nlohmann/json.hpp>
 
 #include "sender/commands/bundle_command.h"
 #include "sender/commands/diff_command.h"
+#include "sender/commands/diff_image_command.h"
+#include "sender/net/send_command.h"
 
 namespace {
 
@@ -15,6 +22,69 @@ void configure_logging(const std::string& level) {
   logger->set_pattern("deltasend: %^%l%$: %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
+}
+
+std::string default_config_path() {
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    std::string user = std::string(home) + "/.config/deltasync/deltasend.conf";
+    if (access(user.c_str(), R_OK) == 0) return user;
+  }
+  return "/etc/deltasync/deltasend.conf";
+}
+
+std::string human(uint64_t bytes) {
+  char text[64];
+  if (bytes < 10 * 1024) {
+    std::snprintf(text, sizeof text, "%llu B", static_cast<unsigned long long>(bytes));
+  } else if (bytes < 10ull * 1024 * 1024) {
+    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  } else if (bytes < 10ull * 1024 * 1024 * 1024) {
+    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1024 * 1024));
+  } else {
+    std::snprintf(text, sizeof text, "%.2f GiB",
+                  static_cast<double>(bytes) / (1024.0 * 1024 * 1024));
+  }
+  return text;
+}
+
+void print_send_summary(const deltasync::SendCommandOptions& options,
+                        const deltasync::SendSummary& s) {
+  if (options.json) {
+    nlohmann::json out = {{"image", options.image},
+                          {"to", options.to},
+                          {"image_id", s.image_id},
+                          {"verified_on_site", true},
+                          {"already_loaded", s.already_loaded},
+                          {"mode", s.mode},
+                          {"socket_bytes_sent", s.socket_bytes_sent},
+                          {"socket_bytes_received", s.socket_bytes_received},
+                          {"missing_layer_bytes", s.missing_layer_bytes},
+                          {"pull_estimate_bytes", s.pull_estimate_bytes},
+                          {"layers_sent", s.layers_sent},
+                          {"layers_resumed", s.layers_resumed},
+                          {"seconds", s.seconds}};
+    std::printf("%s\n", out.dump(2).c_str());
+    return;
+  }
+  if (options.quiet) return;
+  uint64_t wire = s.socket_bytes_sent + s.socket_bytes_received;
+  if (s.already_loaded) {
+    std::printf("%s: already on %s (%s); tags applied. %s on the wire, %.1fs\n",
+                options.image.c_str(), options.to.c_str(), s.image_id.c_str(), human(wire).c_str(),
+                s.seconds);
+    return;
+  }
+  std::printf("%s -> %s: loaded and verified on the site (%s)\n", options.image.c_str(),
+              options.to.c_str(), s.image_id.c_str());
+  std::printf("  on the wire: %s sent, %s received (%s in all)", human(s.socket_bytes_sent).c_str(),
+              human(s.socket_bytes_received).c_str(), human(wire).c_str());
+  if (s.pull_estimate_bytes > 0 && wire > 0) {
+    std::printf("; a registry pull: %s (%.0fx more)", human(s.pull_estimate_bytes).c_str(),
+                static_cast<double>(s.pull_estimate_bytes) / static_cast<double>(wire));
+  }
+  std::printf("\n  %llu layers sent (%s of layer data)%s, %s basis, %.1fs\n",
+              static_cast<unsigned long long>(s.layers_sent), human(s.missing_layer_bytes).c_str(),
+              s.layers_resumed ? ", resumed" : "", s.mode.c_str(), s.seconds);
 }
 
 int report(const deltasync::Status& status) {
@@ -27,8 +97,45 @@ int report(const deltasync::Status& status) {
 
 int main(int argc, char** argv) {
   CLI::App app{"deltasend: ship container image updates as deltas (build side)"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
   app.fallthrough();  // global options may follow the subcommand
+  app.set_config("--config", default_config_path(),
+                 "config file (INI/TOML; keys are the long option names: to, cert, key, ca, "
+                 "engine)");
+  deltasync::SendCommandOptions send;
+  std::string cert, key, ca;
+  bool no_local_basis = false;
+  app.add_option("IMAGE", send.image,
+                 "the image to send: app:2.0.0, docker-archive:PATH, oci-archive:PATH, oci:DIR");
+  app.add_option("--to", send.to, "the receiver, HOST[:PORT] (port 7443 by default)")
+      ->envname("DELTASEND_TO");
+  app.add_option("--cert", cert, "this sender's certificate (PEM)")->envname("DELTASEND_CERT");
+  app.add_option("--key", key, "its private key (PEM)")->envname("DELTASEND_KEY");
+  app.add_option("--ca", ca, "the CA that signed the receivers' certificates (PEM)")
+      ->envname("DELTASEND_CA");
+  app.add_option("--effort", send.effort, "fast, default or max: encode time against bytes")
+      ->capture_default_str();
+  app.add_option("--threads", send.threads, "worker threads for deltas")->capture_default_str();
+  app.add_flag("--no-local-basis", no_local_basis,
+               "use the site's signatures even when this engine holds the basis");
+  app.add_option("--cache-dir", send.cache_dir,
+                 "where basis indexes received from sites are kept (default "
+                 "$XDG_CACHE_HOME/deltasync)");
+  app.add_option("--segment-bytes", send.segment_bytes,
+                 "layer-stream bytes between the receiver's checkpoints (what a cut connection "
+                 "may cost again)")
+      ->capture_default_str();
+  bool send_json = false, send_quiet = false;
+  app.add_flag("--json", send_json, "print the result as JSON");
+  app.add_flag("-q,--quiet", send_quiet, "print nothing on success");
+  app.footer(
+      "Examples:\n"
+      "  deltasend app:2.0.0 --to edge-host --cert sender.pem --key sender.key --ca ca.pem\n"
+      "  deltasend app:2.0.0 --to edge-host:7443      (cert, key, ca from "
+      "~/.config/deltasync/deltasend.conf or DELTASEND_* variables)\n"
+      "  deltasend bundle app:2.0.0 --base app:1.0.0 -o app-2.0.0.dsb\n"
+      "  deltasend diff app:1.0.0 app:2.0.0\n"
+      "Exit status 0 means the site holds the image, verified.");
   std::string engine, log_level = "warn";
   app.add_option(
          "--engine", engine,
@@ -77,6 +184,28 @@ int main(int argc, char** argv) {
       "max\n"
       "Apply it on the site with: deltarecvd apply app-2.0.0.dsb");
 
+  deltasync::DiffImageCommandOptions diff_image;
+  auto* diff_image_cmd = app.add_subcommand(
+      "diff-image",
+      "build in the engine an image of BASE's layers plus one layer of the changes to TARGET");
+  diff_image_cmd->add_option("BASE", diff_image.base_image, "the older image: app:1.0.0, ...")
+      ->required();
+  diff_image_cmd
+      ->add_option("TARGET", diff_image.target_image,
+                   "the newer image, whose file system and config the new image gets")
+      ->required();
+  diff_image_cmd->add_option("-t,--tag", diff_image.tags, "name of the new image (repeatable)")
+      ->required()
+      ->allow_extra_args(false);
+  diff_image_cmd->add_flag("--json", diff_image.json, "print the result as JSON");
+  diff_image_cmd->add_flag("-q,--quiet", diff_image.quiet, "print nothing on success");
+  diff_image_cmd->footer(
+      "Examples:\n"
+      "  deltasend diff-image app:1.0.0 app:2.0.0 -t app:2.0.0-diff\n"
+      "  deltasend diff-image --json app:1.0.0 docker-archive:app-2.0.0.tar -t app:2.0.0-diff\n"
+      "A registry then moves only the extra layer to hosts that hold app:1.0.0\n"
+      "(docker push app:2.0.0-diff). See docs/diff-image.md.");
+
   CLI11_PARSE(app, argc, argv);
   configure_logging(log_level);
 
@@ -84,9 +213,34 @@ int main(int argc, char** argv) {
     diff.engine = engine;
     return report(deltasync::run_diff_command(diff));
   }
+  if (*diff_image_cmd) {
+    diff_image.engine = engine;
+    return report(deltasync::run_diff_image_command(diff_image));
+  }
   if (*bundle_cmd) {
     bundle.engine = engine;
     return report(deltasync::run_bundle_command(bundle));
   }
-  return 2;
+  if (send.image.empty() || send.to.empty()) {
+    std::fprintf(stderr,
+                 "deltasend: error: give an image and --to HOST (or a subcommand); see deltasend "
+                 "--help\n");
+    return 2;
+  }
+  if (cert.empty() || key.empty() || ca.empty()) {
+    std::fprintf(stderr,
+                 "deltasend: error: sending needs --cert, --key and --ca (flags, DELTASEND_CERT/"
+                 "KEY/CA, or the config file %s)\n",
+                 default_config_path().c_str());
+    return 2;
+  }
+  send.identity = deltasync::TlsIdentity{cert, key, ca};
+  send.engine = engine;
+  send.use_local_basis = !no_local_basis;
+  send.json = send_json;
+  send.quiet = send_quiet;
+  auto summary = deltasync::run_send_command(send);
+  if (!summary) return report(std::unexpected(summary.error()));
+  print_send_summary(send, *summary);
+  return 0;
 }

@@ -50,28 +50,35 @@ FileKind kind_of(char type) {
   }
 }
 
+}  // namespace
+
+FileRecord file_record_from_entry(const TarEntry& e, uint64_t entry_index) {
+  FileRecord r;
+  r.path = e.normalized_path();
+  r.kind = kind_of(e.type);
+  r.size = e.size;
+  r.link_target = r.kind == FileKind::kHardlink ? normalize_tar_path(e.link_target) : e.link_target;
+  r.mode = e.mode;
+  r.uid = e.uid;
+  r.gid = e.gid;
+  r.mtime = e.mtime;
+  r.mtime_text = e.mtime_text;
+  r.xattrs = e.xattrs;
+  r.dev_major = e.dev_major;
+  r.dev_minor = e.dev_minor;
+  r.entry_index = entry_index;
+  r.payload_offset = e.offset + e.raw_metadata.size();
+  r.raw_metadata = e.raw_metadata;
+  return r;
+}
+
+namespace {
+
 class IndexingVisitor final : public TarVisitor {
  public:
   explicit IndexingVisitor(LayerIndex& index) : index_(index) {}
   Status on_entry(const TarEntry& e) override {
-    FileRecord r;
-    r.path = e.normalized_path();
-    r.kind = kind_of(e.type);
-    r.size = e.size;
-    r.link_target =
-        r.kind == FileKind::kHardlink ? normalize_tar_path(e.link_target) : e.link_target;
-    r.mode = e.mode;
-    r.uid = e.uid;
-    r.gid = e.gid;
-    r.mtime = e.mtime;
-    r.mtime_text = e.mtime_text;
-    r.xattrs = e.xattrs;
-    r.dev_major = e.dev_major;
-    r.dev_minor = e.dev_minor;
-    r.entry_index = index_.entries.size();
-    r.payload_offset = e.offset + e.raw_metadata.size();
-    r.raw_metadata = e.raw_metadata;
-    index_.entries.push_back(std::move(r));
+    index_.entries.push_back(file_record_from_entry(e, index_.entries.size()));
     return ok_status();
   }
   Status on_payload(std::string_view chunk) override {

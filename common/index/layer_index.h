@@ -58,6 +58,10 @@ struct LayerIndex {
   std::vector<FileRecord> entries;  // in archive order, whiteouts included as-is
 };
 
+struct TarEntry;
+// The record of one parsed tar entry (`entry_index` is its ordinal).
+FileRecord file_record_from_entry(const TarEntry& entry, uint64_t entry_index);
+
 // Reads a layer tar to its end (so a VerifyingSource gets to check it).
 Result<LayerIndex> build_layer_index(ByteSource& layer_tar, const Digest& diff_id,
                                      std::string_view name);

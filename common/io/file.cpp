@@ -137,8 +137,28 @@ Status write_file_atomically(const std::filesystem::path& path, std::string_view
   return file->publish();
 }
 
+namespace {
+// Removes "<prefix><pid>-*" directories whose process is gone: the scratch
+// of a run that was killed (kill -9 runs no destructor).
+void sweep_stale_temp_dirs(const std::filesystem::path& parent, std::string_view prefix) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(parent, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    size_t dash = name.find('-', prefix.size());
+    if (dash == std::string::npos || dash == prefix.size()) continue;
+    std::string pid = name.substr(prefix.size(), dash - prefix.size());
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (std::filesystem::exists("/proc/" + pid, ec)) continue;
+    std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+}  // namespace
+
 Result<TempDir> TempDir::create(const std::filesystem::path& parent, std::string_view prefix) {
-  std::string pattern = (parent / (std::string(prefix) + "XXXXXX")).string();
+  sweep_stale_temp_dirs(parent, prefix);
+  std::string pattern =
+      (parent / (std::string(prefix) + std::to_string(::getpid()) + "-XXXXXX")).string();
   std::vector<char> name(pattern.begin(), pattern.end());
   name.push_back('\0');
   if (::mkdtemp(name.data()) == nullptr) {

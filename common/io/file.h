@@ -104,7 +104,9 @@ class AtomicFile final : public ByteSink {
 Result<std::string> read_small_file(const std::filesystem::path& path, size_t limit);
 Status write_file_atomically(const std::filesystem::path& path, std::string_view data);
 
-// A directory removed with its contents when destroyed.
+// A directory removed with its contents when destroyed. Named
+// "<prefix><pid>-XXXXXX"; create() first removes directories with the same
+// prefix left by processes that no longer exist (killed runs).
 class TempDir {
  public:
   static Result<TempDir> create(const std::filesystem::path& parent, std::string_view prefix);

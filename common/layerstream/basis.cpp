@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/index/index_codec.h"
+
 namespace deltasync {
 
 std::string path_base_name(const std::string& path) {
@@ -9,8 +11,10 @@ std::string path_base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-Basis Basis::build(const std::vector<const LayerIndex*>& layers, size_t dictionary_limit) {
+Basis Basis::build(const std::vector<const LayerIndex*>& layers, size_t dictionary_limit,
+                   size_t digest_bytes) {
   Basis basis;
+  basis.digest_bytes_ = std::min<size_t>(digest_bytes, 32);
   basis.tree_ = build_image_tree(layers);
   for (const auto& [path, record] : basis.tree_.files) basis.entries_.push_back(&record);
   std::sort(basis.entries_.begin(), basis.entries_.end(),
@@ -24,7 +28,8 @@ Basis Basis::build(const std::vector<const LayerIndex*>& layers, size_t dictiona
     for (const FileRecord& r : layers[layer_number]->entries) {
       if (r.kind != FileKind::kRegular || r.size == 0) continue;
       auto [it, inserted] =
-          basis.content_ids_.emplace(r.digest, static_cast<uint32_t>(basis.contents_.size()));
+          basis.content_ids_.emplace(truncate_digest(r.digest, basis.digest_bytes_),
+                                     static_cast<uint32_t>(basis.contents_.size()));
       if (!inserted) continue;
       basis.contents_.push_back(
           BasisContent{r.digest, r.size, layer_number, r.payload_offset, r.path});
@@ -56,8 +61,13 @@ int64_t Basis::entry_id(const FileRecord* record) const {
 }
 
 int64_t Basis::content_id(const Digest& digest) const {
-  auto it = content_ids_.find(digest);
+  auto it = content_ids_.find(truncate_digest(digest, digest_bytes_));
   return it == content_ids_.end() ? int64_t{-1} : static_cast<int64_t>(it->second);
+}
+
+bool Basis::same_content(const Digest& basis_digest, const Digest& target_digest) const {
+  return truncate_digest(basis_digest, digest_bytes_) ==
+         truncate_digest(target_digest, digest_bytes_);
 }
 
 const std::vector<uint32_t>* Basis::contents_named(const std::string& base_name) const {

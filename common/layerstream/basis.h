@@ -38,8 +38,10 @@ struct BasisContent {
 class Basis {
  public:
   // `layers` are the base image's layer indexes, lowest first. They must outlive the Basis.
+  // `digest_bytes` < 32 when the indexes carry truncated digests (a basis
+  // index received over the network): lookups then compare that prefix.
   static Basis build(const std::vector<const LayerIndex*>& layers,
-                     size_t dictionary_limit = 32 << 20);
+                     size_t dictionary_limit = 32 << 20, size_t digest_bytes = 32);
 
   const ImageTree& tree() const { return tree_; }
   const std::vector<const FileRecord*>& entries() const { return entries_; }
@@ -53,6 +55,9 @@ class Basis {
   int64_t entry_id(const FileRecord* record) const;
   // A content id holding these bytes, or -1.
   int64_t content_id(const Digest& digest) const;
+  // Whether a basis digest and a target digest name the same content.
+  bool same_content(const Digest& basis_digest, const Digest& target_digest) const;
+  size_t digest_bytes() const { return digest_bytes_; }
   // Regular-file contents whose path ends in this base name.
   const std::vector<uint32_t>* contents_named(const std::string& base_name) const;
 
@@ -65,6 +70,7 @@ class Basis {
   std::unordered_map<std::string, std::vector<uint32_t>> contents_by_name_;
   std::vector<Digest> layer_diff_ids_;
   std::string dictionary_;
+  size_t digest_bytes_ = 32;
 };
 
 std::string path_base_name(const std::string& path);

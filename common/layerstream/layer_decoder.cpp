@@ -26,50 +26,6 @@ Result<char> read_byte(ByteSource& in) {
   return c;
 }
 
-// Writes to a file descriptor, tracking the offset and hashing.
-class LayerOutput final : public ByteSink {
- public:
-  LayerOutput(int fd, uint64_t limit) : fd_(fd), limit_(limit), buffer_(1 << 20, '\0') {}
-  Status write(std::string_view data) override {
-    if (offset_ + data.size() > limit_) {
-      return make_error(ErrorCode::kCorrupt, "layer stream: rebuilt layer exceeds the size limit");
-    }
-    hasher_.update(data);
-    offset_ += data.size();
-    if (used_ + data.size() > buffer_.size()) DS_RETURN_IF_ERROR(flush());
-    if (data.size() >= buffer_.size()) return write_fd(data);
-    std::memcpy(buffer_.data() + used_, data.data(), data.size());
-    used_ += data.size();
-    return ok_status();
-  }
-  Status flush() {
-    Status s = write_fd(std::string_view(buffer_.data(), used_));
-    used_ = 0;
-    return s;
-  }
-  uint64_t offset() const { return offset_; }
-  Digest digest() { return hasher_.finish(); }
-
- private:
-  Status write_fd(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::write(fd_, data.data(), data.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return std::unexpected(errno_error(errno, "write rebuilt layer"));
-      }
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return ok_status();
-  }
-  int fd_;
-  uint64_t limit_;
-  std::string buffer_;
-  size_t used_ = 0;
-  uint64_t offset_ = 0;
-  Sha256 hasher_;
-};
-
 // Payload size of a rebuilt header (parsed with the same code as the splitter).
 Result<uint64_t> payload_size_of(const std::string& raw_metadata) {
   MemorySource source(raw_metadata);
@@ -80,6 +36,69 @@ Result<uint64_t> payload_size_of(const std::string& raw_metadata) {
 }
 
 }  // namespace
+
+RebuiltLayerWriter::RebuiltLayerWriter(int fd, uint64_t limit)
+    : fd_(fd), limit_(limit), buffer_(1 << 20, '\0') {}
+
+Result<std::unique_ptr<RebuiltLayerWriter>> RebuiltLayerWriter::open(int fd, uint64_t resume_bytes,
+                                                                     uint64_t limit) {
+  std::unique_ptr<RebuiltLayerWriter> writer(new RebuiltLayerWriter(fd, limit));
+  if (::ftruncate(fd, static_cast<off_t>(resume_bytes)) != 0)
+    return std::unexpected(errno_error(errno, "truncate partial layer"));
+  if (resume_bytes > 0) {
+    FileSource existing(fd, 0, resume_bytes, "partial layer");
+    std::vector<char> buffer(kIoChunk);
+    uint64_t remaining = resume_bytes;
+    while (remaining > 0) {
+      size_t want = std::min<uint64_t>(remaining, buffer.size());
+      DS_RETURN_IF_ERROR(
+          read_exact(existing, std::span<char>(buffer.data(), want), "partial layer"));
+      writer->hasher_.update(std::string_view(buffer.data(), want));
+      remaining -= want;
+    }
+  }
+  if (::lseek(fd, static_cast<off_t>(resume_bytes), SEEK_SET) < 0)
+    return std::unexpected(errno_error(errno, "seek partial layer"));
+  writer->offset_ = resume_bytes;
+  return writer;
+}
+
+Status RebuiltLayerWriter::write(std::string_view data) {
+  if (offset_ + data.size() > limit_) {
+    return make_error(ErrorCode::kCorrupt, "layer stream: rebuilt layer exceeds the size limit");
+  }
+  hasher_.update(data);
+  offset_ += data.size();
+  if (used_ + data.size() > buffer_.size()) DS_RETURN_IF_ERROR(flush());
+  if (data.size() >= buffer_.size()) return write_fd(data);
+  std::memcpy(buffer_.data() + used_, data.data(), data.size());
+  used_ += data.size();
+  return ok_status();
+}
+
+Status RebuiltLayerWriter::flush() {
+  Status s = write_fd(std::string_view(buffer_.data(), used_));
+  used_ = 0;
+  return s;
+}
+
+Status RebuiltLayerWriter::sync() {
+  DS_RETURN_IF_ERROR(flush());
+  if (::fdatasync(fd_) != 0) return std::unexpected(errno_error(errno, "fdatasync rebuilt layer"));
+  return ok_status();
+}
+
+Status RebuiltLayerWriter::write_fd(std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected(errno_error(errno, "write rebuilt layer"));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return ok_status();
+}
 
 struct LayerStreamDecoder::Impl {
   const Basis& basis;
@@ -93,9 +112,30 @@ LayerStreamDecoder::LayerStreamDecoder(const Basis& basis, const LayerFiles& bas
     : impl_(std::make_unique<Impl>(Impl{basis, basis_files, limits, {}})) {}
 LayerStreamDecoder::~LayerStreamDecoder() = default;
 
+void LayerStreamDecoder::register_entries(const LayerIndex& index, int fd, uint64_t begin,
+                                          uint64_t end) {
+  end = std::min<uint64_t>(end, index.entries.size());
+  for (uint64_t i = begin; i < end; ++i) {
+    const FileRecord& r = index.entries[i];
+    impl_->earlier.push_back(EarlierEntry{fd, r.payload_offset, r.size});
+  }
+}
+
 Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compressed, int out_fd,
                                                               const std::string& name) {
+  DS_ASSIGN_OR_RETURN(auto out, RebuiltLayerWriter::open(out_fd, 0, impl_->limits.max_layer_bytes));
+  DS_ASSIGN_OR_RETURN(SegmentOutput segment, decode_segment(compressed, *out, 0, name));
+  if (!segment.layer_done)
+    return make_error(ErrorCode::kCorrupt, name + ": layer stream ends before the layer does");
+  DS_RETURN_IF_ERROR(out->flush());
+  return Output{out->digest(), out->offset()};
+}
+
+Result<LayerStreamDecoder::SegmentOutput> LayerStreamDecoder::decode_segment(
+    ByteSource& compressed, RebuiltLayerWriter& out, uint64_t first_entry,
+    const std::string& name) {
   Impl& im = *impl_;
+  const int out_fd = out.fd();
   struct Borrow final : ByteSource {
     explicit Borrow(ByteSource& s) : s_(s) {}
     Result<size_t> read(std::span<char> b) override { return s_.read(b); }
@@ -104,12 +144,12 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
   auto plain =
       make_unzstd_prefix_source(std::make_unique<Borrow>(compressed), name, im.basis.dictionary());
   BufferedSource in(*plain);
-  LayerOutput out(out_fd, im.limits.max_layer_bytes);
   HeaderCoder header_coder;
   int64_t previous_basis_entry = -1;
   int64_t previous_content = -1;
   std::vector<char> buffer(kIoChunk);
-  size_t entry_number = 0;
+  uint64_t entry_number = first_entry;
+  bool layer_done = false;
 
   auto fail = [&](const std::string& what) {
     return make_error(ErrorCode::kCorrupt,
@@ -139,7 +179,11 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
         in_run = true;
       }
     }
-    if (tag == 0x12) break;
+    if (tag == 0x12) {
+      layer_done = true;
+      break;
+    }
+    if (tag == 0x13) break;
     if (tag == 0x10) {
       DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(in, name));
       if (count > (64u << 20)) return fail("trailer too long");
@@ -287,7 +331,7 @@ Result<LayerStreamDecoder::Output> LayerStreamDecoder::decode(ByteSource& compre
   if (more != 0)
     return make_error(ErrorCode::kCorrupt, name + ": data after the end of the layer stream");
   DS_RETURN_IF_ERROR(out.flush());
-  return Output{out.digest(), out.offset()};
+  return SegmentOutput{layer_done, entry_number - first_entry};
 }
 
 }  // namespace deltasync

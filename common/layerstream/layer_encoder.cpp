@@ -97,6 +97,18 @@ int64_t path_similarity(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+// Counts the compressed bytes of one segment; finishing the segment's zstd
+// stream does not finish the sink beneath.
+struct CountingPassSink final : ByteSink {
+  explicit CountingPassSink(ByteSink& o) : out(o) {}
+  Status write(std::string_view d) override {
+    count += d.size();
+    return out.write(d);
+  }
+  ByteSink& out;
+  uint64_t count = 0;
+};
+
 struct LayerStreamEncoder::Impl {
   const Basis& basis;
   const LayerFiles& basis_files;
@@ -134,9 +146,40 @@ struct LayerStreamEncoder::Impl {
     return best;
   }
 
+  // Network mode: only the site holds the basis; a librsync delta against
+  // the signature it sent.
+  DeltaResult compute_remote_delta(const FileRecord& target, int layer_fd,
+                                   uint32_t content_id) const {
+    DeltaResult result;
+    result.content_id = content_id;
+    const std::string* signature = options.signatures->find(content_id);
+    if (signature == nullptr) return result;
+    auto loaded = RsyncSignature::load(*signature);
+    if (!loaded) {
+      result.status = std::unexpected(std::move(loaded).error());
+      return result;
+    }
+    FileSource new_file(layer_fd, target.payload_offset, target.size, "layer tar");
+    StringSink delta;
+    result.status = rsync_delta(**loaded, new_file, delta);
+    if (!result.status || delta.data().size() >= target.size) return result;
+    result.op = 'R';
+    result.bytes = std::move(delta.data());
+    return result;
+  }
+
+  // The cheap ops do not need a delta; which basis content a delta would use.
+  std::optional<uint32_t> wants_delta(const FileRecord& r) const {
+    if (!(r.kind == FileKind::kRegular || r.kind == FileKind::kOther) || r.size == 0)
+      return std::nullopt;
+    if (basis.content_id(r.digest) >= 0) return std::nullopt;
+    return choose_delta_basis(r);
+  }
+
   DeltaResult compute_delta(const FileRecord& target, int layer_fd, uint32_t content_id) const {
     DeltaResult result;
     result.content_id = content_id;
+    if (options.signatures != nullptr) return compute_remote_delta(target, layer_fd, content_id);
     const BasisContent& c = basis.contents()[content_id];
     FileRangeRandomAccess basis_file(basis_files.fds[c.layer], c.payload_offset, c.size);
     FileRangeRandomAccess new_file(layer_fd, target.payload_offset, target.size);
@@ -186,13 +229,55 @@ LayerStreamEncoder::LayerStreamEncoder(const Basis& basis, const LayerFiles& bas
     : impl_(std::make_unique<Impl>(basis, basis_files, options)) {}
 LayerStreamEncoder::~LayerStreamEncoder() = default;
 
+void LayerStreamEncoder::skip_entries(const LayerIndex& index, uint64_t begin, uint64_t end) {
+  Impl& im = *impl_;
+  end = std::min<uint64_t>(end, index.entries.size());
+  for (uint64_t i = begin; i < end; ++i) {
+    const FileRecord& r = index.entries[i];
+    if (r.size > 0 && (r.kind == FileKind::kRegular || r.kind == FileKind::kOther))
+      im.earlier.emplace(r.digest, im.global_entry);
+    ++im.global_entry;
+  }
+}
+
+std::vector<DeltaCandidate> LayerStreamEncoder::delta_candidates(const LayerIndex& index,
+                                                                 uint64_t first_entry) const {
+  std::vector<DeltaCandidate> out;
+  std::unordered_map<uint32_t, size_t> seen;
+  for (uint64_t i = first_entry; i < index.entries.size(); ++i) {
+    const FileRecord& r = index.entries[i];
+    auto id = impl_->wants_delta(r);
+    if (!id) continue;
+    auto [it, inserted] = seen.emplace(*id, out.size());
+    if (inserted) {
+      out.push_back(DeltaCandidate{*id, r.size});
+    } else {
+      out[it->second].target_size = std::max(out[it->second].target_size, r.size);
+    }
+  }
+  return out;
+}
+
 Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSink& out,
                                   LayerStreamStats& stats) {
+  struct OneSegment final : SegmentSink {
+    explicit OneSegment(ByteSink& o) : out(o) {}
+    Result<ByteSink*> begin_segment(uint64_t) override { return &out; }
+    Status end_segment(uint64_t, bool) override { return ok_status(); }
+    ByteSink& out;
+  } one(out);
+  return encode_segments(index, layer_fd, 0, UINT64_MAX, one, stats);
+}
+
+Status LayerStreamEncoder::encode_segments(const LayerIndex& index, int layer_fd,
+                                           uint64_t first_entry, uint64_t segment_bytes,
+                                           SegmentSink& out, LayerStreamStats& stats) {
   Impl& im = *impl_;
   // Literal bytes the stream will carry (new content without a delta basis):
   // when there is little, a higher level costs little time.
   uint64_t planned_literal = 0;
-  for (const FileRecord& r : index.entries) {
+  for (uint64_t i = first_entry; i < index.entries.size(); ++i) {
+    const FileRecord& r = index.entries[i];
     if ((r.kind == FileKind::kRegular || r.kind == FileKind::kOther) && r.size > 0 &&
         im.basis.content_id(r.digest) < 0 && !im.choose_delta_basis(r)) {
       planned_literal += r.size;
@@ -203,50 +288,70 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
                 : im.options.effort == Effort::kDefault ? (planned_literal < (64u << 20) ? 9 : 3)
                                                         : 19;
   zopts.long_distance_matching = im.options.effort == Effort::kMax;
-  // Counts the compressed bytes; finishing the stream does not finish `out`.
-  struct StreamEnd final : ByteSink {
-    explicit StreamEnd(ByteSink& o) : out(o) {}
-    Status write(std::string_view d) override {
-      count += d.size();
-      return out.write(d);
-    }
-    ByteSink& out;
-    uint64_t count = 0;
-  } counted(out);
-  auto compressed = make_zstd_prefix_sink(counted, im.basis.dictionary(), zopts);
-  BufferedSink records(*compressed, 256 * 1024);
-  uint64_t record_bytes = 0;
+
+  // The current segment: its zstd stream and the coding state, which starts
+  // afresh in every segment so that each can be decoded on its own.
+  struct Segment {
+    std::unique_ptr<CountingPassSink> counted;
+    std::unique_ptr<ByteSink> compressed;
+    std::unique_ptr<BufferedSink> records;
+    uint64_t record_bytes = 0;
+    uint64_t entries = 0;
+    HeaderCoder header_coder;
+    int64_t previous_basis_entry = -1;
+    int64_t previous_content = -1;
+    uint64_t run = 0;
+  };
+  std::optional<Segment> seg;
   auto emit = [&](std::string_view bytes) -> Status {
-    record_bytes += bytes.size();
-    return records.write(bytes);
+    seg->record_bytes += bytes.size();
+    return seg->records->write(bytes);
+  };
+  // A run record (0x03 count) stands for `count` entries that are each: the
+  // next basis entry, only the mtime changed and equal to the previous
+  // entry's, same bytes as the basis, zero padding. A rebuild that only
+  // touched mtimes is a handful of these.
+  auto flush_run = [&]() -> Status {
+    if (seg->run == 0) return ok_status();
+    std::string r(1, '\x03');
+    put_varint(r, seg->run);
+    seg->run = 0;
+    return emit(r);
+  };
+  auto open_segment = [&](uint64_t first) -> Status {
+    DS_ASSIGN_OR_RETURN(ByteSink * sink, out.begin_segment(first));
+    seg.emplace();
+    seg->counted = std::make_unique<CountingPassSink>(*sink);
+    seg->compressed = make_zstd_prefix_sink(*seg->counted, im.basis.dictionary(), zopts);
+    seg->records = std::make_unique<BufferedSink>(*seg->compressed, 256 * 1024);
+    return ok_status();
+  };
+  // Ends the segment: 0x13 when the layer goes on, else the caller has
+  // already written the trailer and 0x12.
+  auto close_segment = [&](uint64_t next_entry, bool layer_done) -> Status {
+    DS_RETURN_IF_ERROR(flush_run());
+    if (!layer_done) DS_RETURN_IF_ERROR(emit(std::string(1, '\x13')));
+    DS_RETURN_IF_ERROR(seg->records->finish());
+    stats.record_bytes += seg->record_bytes;
+    stats.stream_bytes += seg->counted->count;
+    seg.reset();
+    return out.end_segment(next_entry, layer_done);
   };
 
-  // Plan: which entries need a delta job. Jobs run ahead of the writer on
-  // worker threads, at most `threads` at a time.
+  // Delta jobs run ahead of the writer on worker threads, at most `threads`
+  // at a time.
   struct Job {
     size_t entry;
     std::future<DeltaResult> result;
   };
   std::deque<Job> jobs;
-  size_t next_to_plan = 0;
+  size_t next_to_plan = first_entry;
   const size_t max_inflight = static_cast<size_t>(std::max(1, im.options.threads));
-  HeaderCoder header_coder;
-  int64_t previous_basis_entry = -1;
-  int64_t previous_content = -1;
-
-  // Decides the cheap ops and whether a delta is wanted (without side effects
-  // on `earlier`, which the writer owns).
-  auto wants_delta = [&](const FileRecord& r) -> std::optional<uint32_t> {
-    if (!(r.kind == FileKind::kRegular || r.kind == FileKind::kOther) || r.size == 0)
-      return std::nullopt;
-    if (im.basis.content_id(r.digest) >= 0) return std::nullopt;
-    return im.choose_delta_basis(r);
-  };
   auto plan_ahead = [&](size_t upto) {
     while (next_to_plan < index.entries.size() && next_to_plan <= upto + 64 &&
            jobs.size() < max_inflight) {
       const FileRecord& r = index.entries[next_to_plan];
-      if (auto basis_id = wants_delta(r)) {
+      if (auto basis_id = im.wants_delta(r)) {
         jobs.push_back(
             Job{next_to_plan, std::async(std::launch::async, [&im, &r, layer_fd, id = *basis_id] {
                   return im.compute_delta(r, layer_fd, id);
@@ -255,28 +360,47 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
       ++next_to_plan;
     }
   };
+  // On an early return, let running jobs finish before their inputs go away.
+  struct JobDrain {
+    std::deque<Job>& jobs;
+    ~JobDrain() {
+      for (auto& job : jobs)
+        if (job.result.valid()) job.result.wait();
+    }
+  } drain{jobs};
 
   std::string rec;
   std::vector<char> copy_buffer(kIoChunk);
   uint64_t end_of_entries = 0;
-  // A run record (0x03 count) stands for `count` entries that are each: the
-  // next basis entry, only the mtime changed and equal to the previous
-  // entry's, same bytes as the basis, zero padding. A rebuild that only
-  // touched mtimes is a handful of these.
-  uint64_t run = 0;
-  auto flush_run = [&]() -> Status {
-    if (run == 0) return ok_status();
-    std::string r(1, '\x03');
-    put_varint(r, run);
-    run = 0;
-    return emit(r);
-  };
+  if (first_entry > 0 && first_entry <= index.entries.size()) {
+    const FileRecord& previous = index.entries[first_entry - 1];
+    end_of_entries = previous.payload_offset + previous.size + tar_padding(previous.size);
+  }
   static const std::string kRunCoding("\x20\x00", 2);
-  for (size_t i = 0; i < index.entries.size(); ++i) {
+  DS_RETURN_IF_ERROR(open_segment(first_entry));
+  for (size_t i = first_entry; i < index.entries.size(); ++i) {
     plan_ahead(i);
     const FileRecord& r = index.entries[i];
+    std::optional<DeltaResult> delta;
+    if (!jobs.empty() && jobs.front().entry == i) {
+      delta = jobs.front().result.get();
+      jobs.pop_front();
+      DS_RETURN_IF_ERROR(with_context(std::move(delta->status), "delta of /" + r.path));
+    }
+    // A segment holds about `segment_bytes` of records: end it before an
+    // entry that would take it past that (unless the entry is its first).
+    int64_t content = r.size > 0 ? im.basis.content_id(r.digest) : -1;
+    uint64_t entry_bytes = r.raw_metadata.size() + 16;
+    if (r.size > 0 && content < 0 && im.earlier.find(r.digest) == im.earlier.end()) {
+      entry_bytes += delta && delta->op != 'L' ? delta->bytes.size() : r.size;
+    }
+    if (seg->entries > 0 && seg->record_bytes + entry_bytes > segment_bytes) {
+      DS_RETURN_IF_ERROR(close_segment(i, false));
+      DS_RETURN_IF_ERROR(open_segment(i));
+    }
     rec.clear();
     ++stats.entries;
+    ++seg->entries;
     bool simple = true;
     // Header.
     const FileRecord* basis_record = im.basis.find_path(r.path);
@@ -284,12 +408,12 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
     if (basis_record != nullptr) {
       int64_t id = im.basis.entry_id(basis_record);
       std::string coding;
-      if (id >= 0 && header_coder.encode(basis_record->raw_metadata, r.raw_metadata, coding)) {
-        simple = coding == kRunCoding && id == previous_basis_entry + 1;
+      if (id >= 0 && seg->header_coder.encode(basis_record->raw_metadata, r.raw_metadata, coding)) {
+        simple = coding == kRunCoding && id == seg->previous_basis_entry + 1;
         rec.push_back(0x02);
-        put_varint(rec, zigzag(id - (previous_basis_entry + 1)));
+        put_varint(rec, zigzag(id - (seg->previous_basis_entry + 1)));
         rec += coding;
-        previous_basis_entry = id;
+        seg->previous_basis_entry = id;
         coded = true;
         ++stats.headers_coded;
       }
@@ -302,18 +426,11 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
       ++stats.headers_raw;
     }
     // Payload op.
-    bool has_payload = r.size > 0;
-    if (has_payload) {
-      int64_t content = im.basis.content_id(r.digest);
+    if (r.size > 0) {
       bool basis_same =
-          coded && basis_record->digest == r.digest && basis_record->size == r.size &&
+          coded && im.basis.same_content(basis_record->digest, r.digest) &&
+          basis_record->size == r.size &&
           (basis_record->kind == FileKind::kRegular || basis_record->kind == FileKind::kHardlink);
-      std::optional<DeltaResult> delta;
-      if (!jobs.empty() && jobs.front().entry == i) {
-        delta = jobs.front().result.get();
-        jobs.pop_front();
-        DS_RETURN_IF_ERROR(with_context(std::move(delta->status), "delta of /" + r.path));
-      }
       spdlog::debug("encode /{}: size {} digest {} basis-content {} same-path {}", r.path, r.size,
                     r.digest.short_str(), content, basis_same);
       if (content >= 0 && basis_same) {
@@ -321,8 +438,8 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
         ++stats.same_as_basis;
       } else if (simple = false; content >= 0) {
         rec.push_back('C');
-        put_varint(rec, zigzag(content - (previous_content + 1)));
-        previous_content = content;
+        put_varint(rec, zigzag(content - (seg->previous_content + 1)));
+        seg->previous_content = content;
         ++stats.same_as_basis;
       } else if (auto e = im.earlier.find(r.digest); e != im.earlier.end()) {
         rec.push_back('E');
@@ -374,7 +491,7 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
       rec += padding;
     }
     if (simple) {
-      ++run;
+      ++seg->run;
     } else {
       DS_RETURN_IF_ERROR(flush_run());
       DS_RETURN_IF_ERROR(emit(rec));
@@ -414,10 +531,7 @@ Status LayerStreamEncoder::encode(const LayerIndex& index, int layer_fd, ByteSin
     DS_RETURN_IF_ERROR(emit(rec));
   }
   DS_RETURN_IF_ERROR(emit(std::string(1, '\x12')));
-  DS_RETURN_IF_ERROR(records.finish());
-  stats.record_bytes += record_bytes;
-  stats.stream_bytes += counted.count;
-  return ok_status();
+  return close_segment(index.entries.size(), true);
 }
 
 }  // namespace deltasync

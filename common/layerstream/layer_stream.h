@@ -62,9 +62,41 @@ struct LayerStreamStats {
   void add(const LayerStreamStats& other);
 };
 
+// librsync signatures of basis contents, received from the site: the
+// network case where the sender does not hold the basis bytes. Shared
+// read-only by the delta workers.
+class BasisSignatures {
+ public:
+  virtual ~BasisSignatures() = default;
+  // The signature of basis content `content_id`, or null if the site sent none.
+  virtual const std::string* find(uint32_t content_id) const = 0;
+};
+
 struct EncoderOptions {
   Effort effort = Effort::kDefault;
   int threads = 2;
+  // Set when the sender does not hold the basis bytes: deltas are then
+  // librsync deltas against these signatures and basis files are never read.
+  const BasisSignatures* signatures = nullptr;
+};
+
+// Where the segments of a layer stream go. A segment is an independent zstd
+// stream that ends at an entry boundary; the receiver checkpoints after each,
+// so a transfer that is cut resumes at the first unfinished segment and
+// re-sends at most one segment.
+class SegmentSink {
+ public:
+  virtual ~SegmentSink() = default;
+  virtual Result<ByteSink*> begin_segment(uint64_t first_entry) = 0;
+  // `next_entry` is the layer's entry count when `layer_done`.
+  virtual Status end_segment(uint64_t next_entry, bool layer_done) = 0;
+};
+
+// A basis content a delta would be computed against (network mode asks the
+// site for its signature, with the new file's size to choose block sizes).
+struct DeltaCandidate {
+  uint32_t content_id = 0;
+  uint64_t target_size = 0;
 };
 
 class LayerStreamEncoder {
@@ -77,6 +109,20 @@ class LayerStreamEncoder {
   // writing the compressed stream to `out` (not finished).
   Status encode(const LayerIndex& index, int layer_fd, ByteSink& out, LayerStreamStats& stats);
 
+  // Encodes entries [first_entry, end) of a layer as segments of about
+  // `segment_bytes` of records each (a segment holding one larger entry is
+  // that entry alone). Entries before `first_entry` must have been passed to
+  // skip_entries() (or encoded) first.
+  Status encode_segments(const LayerIndex& index, int layer_fd, uint64_t first_entry,
+                         uint64_t segment_bytes, SegmentSink& out, LayerStreamStats& stats);
+
+  // Records entries [begin, end) of a layer the receiver already holds, so
+  // that "same as an earlier entry" numbers alike on both sides.
+  void skip_entries(const LayerIndex& index, uint64_t begin, uint64_t end);
+
+  // The basis contents the deltas of entries [first_entry, end) would use.
+  std::vector<DeltaCandidate> delta_candidates(const LayerIndex& index, uint64_t first_entry) const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
@@ -85,6 +131,34 @@ class LayerStreamEncoder {
 struct DecoderLimits {
   uint64_t max_layer_bytes = uint64_t{1}
                              << 42;  // 4 TiB: a rebuilt layer larger than this is refused
+};
+
+// The output of a layer being rebuilt: sequential writes to a file, hashed
+// as they go; a partial file left by an interrupted transfer can be resumed
+// (its bytes are hashed again from disk). Belongs to one thread.
+class RebuiltLayerWriter final : public ByteSink {
+ public:
+  // `fd` is borrowed. Keeps its first `resume_bytes` bytes (hashing them) and
+  // cuts anything after them.
+  static Result<std::unique_ptr<RebuiltLayerWriter>> open(int fd, uint64_t resume_bytes,
+                                                          uint64_t limit);
+  Status write(std::string_view data) override;
+  Status flush();
+  // Flushes and fdatasyncs: what is written survives a crash.
+  Status sync();
+  uint64_t offset() const { return offset_; }
+  int fd() const { return fd_; }
+  Digest digest() { return hasher_.finish(); }  // call once, after the last write
+
+ private:
+  RebuiltLayerWriter(int fd, uint64_t limit);
+  Status write_fd(std::string_view data);
+  int fd_;
+  uint64_t limit_;
+  std::string buffer_;
+  size_t used_ = 0;
+  uint64_t offset_ = 0;
+  Sha256 hasher_;
 };
 
 class LayerStreamDecoder {
@@ -100,6 +174,19 @@ class LayerStreamDecoder {
     uint64_t size = 0;
   };
   Result<Output> decode(ByteSource& stream, int out_fd, const std::string& name);
+
+  // Decodes one segment (one zstd stream) onto `out`. `first_entry` is the
+  // layer's entry number the segment starts at (for messages).
+  struct SegmentOutput {
+    bool layer_done = false;
+    uint64_t entries = 0;  // entries in this segment
+  };
+  Result<SegmentOutput> decode_segment(ByteSource& stream, RebuiltLayerWriter& out,
+                                       uint64_t first_entry, const std::string& name);
+
+  // Registers entries [begin, end) of a layer already rebuilt in `fd` (a
+  // resumed transfer), mirroring LayerStreamEncoder::skip_entries.
+  void register_entries(const LayerIndex& index, int fd, uint64_t begin, uint64_t end);
 
  private:
   struct Impl;

@@ -24,7 +24,8 @@
 #include "common/engine/engine_client.h"
 #include "common/layerstream/layer_stream.h"
 #include "common/layerstream/layer_workspace.h"
-#include "receiver/apply/find_base.h"
+#include "common/engine/image_match.h"
+#include "receiver/load/image_loader.h"
 
 namespace deltasync {
 
@@ -39,47 +40,6 @@ Result<std::vector<Digest>> parse_digests(
     out.push_back(*d);
   }
   return out;
-}
-
-Result<std::vector<Digest>> config_diff_ids(const std::string& config) {
-  auto json = nlohmann::json::parse(config, nullptr, false);
-  if (json.is_discarded() || !json.contains("rootfs") || !json["rootfs"].contains("diff_ids")) {
-    return make_error(ErrorCode::kCorrupt, "image config is not valid JSON with rootfs.diff_ids");
-  }
-  std::vector<Digest> out;
-  for (const auto& d : json["rootfs"]["diff_ids"]) {
-    if (!d.is_string())
-      return make_error(ErrorCode::kCorrupt, "image config: diff_id is not a string");
-    DS_ASSIGN_OR_RETURN(Digest digest, Digest::parse(d.get<std::string>()));
-    out.push_back(digest);
-  }
-  return out;
-}
-
-// Streams the docker-archive into the engine's load through a pipe.
-Result<std::vector<std::string>> load_through_pipe(
-    EngineClient& engine, const std::function<Status(ByteSink&)>& produce) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return std::unexpected(errno_error(errno, "pipe"));
-  Status produced;
-  std::thread producer([&] {
-    FdSink sink{UniqueFd{fds[1]}, "image archive pipe"};
-    BufferedSink buffered(sink, 1 << 20);
-    produced = produce(buffered);
-    if (produced) produced = buffered.flush();
-    // Closing the pipe ends the upload; on error the engine sees a truncated archive.
-  });
-  FileSource source{UniqueFd{fds[0]}, "image archive pipe"};
-  auto loaded = engine.load_image(source);
-  // Drain so the producer never blocks on a full pipe after a load error.
-  std::vector<char> drain(1 << 16);
-  while (true) {
-    auto n = source.read(drain);
-    if (!n || *n == 0) break;
-  }
-  producer.join();
-  if (!produced) return std::unexpected(produced.error());
-  return loaded;
 }
 
 }  // namespace
@@ -188,26 +148,16 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   // 4. Load only what the engine lacks, then check and tag.
   size_t engine_prefix = common_prefix(target_chain, base.engine_chain);
   std::vector<std::string> tags(header.target().tags().begin(), header.target().tags().end());
-  auto produce = [&](ByteSink& sink) -> Status {
-    DockerArchiveWriter writer(sink, config, tags);
-    for (size_t i = 0; i < target_chain.size(); ++i) {
-      const Digest& d = target_chain[i];
-      if (i < engine_prefix) {
-        DS_RETURN_IF_ERROR(writer.skip_layer(d));
-        continue;
-      }
-      if (!workspace->has(d)) {
-        return make_error(ErrorCode::kCorrupt,
-                          "layer " + d.str() + " is neither in the bundle nor in the basis");
-      }
-      FileSource source(workspace->fd(d), 0, workspace->size(d), "rebuilt layer " + d.short_str());
-      DS_RETURN_IF_ERROR(writer.add_layer(d, workspace->size(d), source));
-    }
-    return writer.finish();
-  };
-  DS_ASSIGN_OR_RETURN(auto messages, load_through_pipe(engine, produce));
-  DS_ASSIGN_OR_RETURN(EngineImageDetail loaded, engine.inspect_image(image_id.str()));
-  for (const auto& tag : tags) DS_RETURN_IF_ERROR(engine.tag_image(image_id.str(), tag));
+  DS_RETURN_IF_ERROR(load_image_into_engine(
+      engine, config, target_chain, engine_prefix,
+      [&](const Digest& d) -> Result<LayerFileRef> {
+        if (!workspace->has(d)) {
+          return make_error(ErrorCode::kCorrupt,
+                            "layer " + d.str() + " is neither in the bundle nor in the basis");
+        }
+        return LayerFileRef{workspace->fd(d), workspace->size(d)};
+      },
+      tags));
   auto finished = std::chrono::steady_clock::now();
   double basis_s = std::chrono::duration<double>(basis_ready - started).count();
   double rebuild_s = std::chrono::duration<double>(rebuilt - basis_ready).count();
@@ -235,8 +185,6 @@ Status run_apply_command(const ApplyCommandOptions& options) {
         rebuild_s > 0 ? static_cast<double>(rebuilt_bytes) / 1e6 / rebuild_s : 0.0, engine_prefix,
         load_s);
   }
-  (void)loaded;
-  (void)messages;
   return ok_status();
 }
 

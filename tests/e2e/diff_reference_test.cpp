@@ -1,8 +1,9 @@
 // `deltasend diff` must agree with a reference computed another way: both
 // images are instantiated (docker create), their root file systems exported
 // by the engine (docker export) and unpacked with GNU tar, and every path is
-// classified by a small Python walker (type + sha256 / link target). The
-// added / removed / changed sets must be equal to deltasend's --json output.
+// classified by a small Python walker (type + sha256 / link target; see
+// tests/support/reference_tree.h). The added / removed / changed sets must
+// be equal to deltasend's --json output.
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/io/file.h"
+#include "tests/support/reference_tree.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
@@ -21,46 +23,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kWalker = R"PY(
-import hashlib, json, os, stat, sys
-root = sys.argv[1]
-out = {}
-for dirpath, dirnames, filenames in os.walk(root):
-    for name in dirnames + filenames:
-        full = os.path.join(dirpath, name)
-        rel = os.path.relpath(full, root)
-        st = os.lstat(full)
-        if stat.S_ISLNK(st.st_mode):
-            out[rel] = "l:" + os.readlink(full)
-        elif stat.S_ISDIR(st.st_mode):
-            out[rel] = "d"
-        elif stat.S_ISREG(st.st_mode):
-            with open(full, "rb") as f:
-                out[rel] = "f:" + hashlib.sha256(f.read()).hexdigest()
-        else:
-            out[rel] = "o"
-json.dump(out, sys.stdout)
-)PY";
-
 class DiffReferenceTest : public EngineTest {
  protected:
-  nlohmann::json reference_tree(const std::string& image, const fs::path& work) {
-    std::string name =
-        "ds-diffref-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++);
-    auto created = run_docker(sender_engine(), {"create", "--name", name, image, "/bin/sh"});
-    EXPECT_TRUE(created.ok()) << created.error_output;
-    fs::path tar = work / (name + ".tar");
-    fs::path dir = work / name;
-    auto exported = run_docker(sender_engine(), {"export", "-o", tar.string(), name});
-    EXPECT_TRUE(exported.ok()) << exported.error_output;
-    run_docker(sender_engine(), {"rm", "-f", name});
-    fs::create_directories(dir);
-    auto untar = run_command({"tar", "-xf", tar.string(), "-C", dir.string()});
-    EXPECT_TRUE(untar.ok()) << untar.error_output;
-    write_file(work / "walker.py", kWalker);
-    auto walked = run_command({"python3", (work / "walker.py").string(), dir.string()});
-    EXPECT_TRUE(walked.ok()) << walked.error_output;
-    return nlohmann::json::parse(walked.output, nullptr, false);
+  // path -> "d" / "f:<sha256>" / "l:<target>" / "o" (tests/support/reference_tree.h).
+  nlohmann::json classified_tree(const std::string& image, const fs::path& work) {
+    auto tree =
+        reference_tree(sender_engine(), image, work, "diffref-" + std::to_string(counter_++));
+    EXPECT_TRUE(tree) << tree.error().message();
+    if (!tree) return nlohmann::json();
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [path, entry] : tree->entries.items()) out[path] = content_key(entry);
+    return out;
   }
   int counter_ = 0;
 };
@@ -117,8 +90,8 @@ TEST_F(DiffReferenceTest, AgreesWithUnpackedRootFilesystems) {
   auto ours = nlohmann::json::parse(diff.output, nullptr, false);
   ASSERT_FALSE(ours.is_discarded()) << diff.output;
 
-  auto ref_old = reference_tree(tag + "-1", work);
-  auto ref_new = reference_tree(tag + "-2", work);
+  auto ref_old = classified_tree(tag + "-1", work);
+  auto ref_new = classified_tree(tag + "-2", work);
   ASSERT_TRUE(ref_old.is_object());
   ASSERT_TRUE(ref_new.is_object());
   std::set<std::string> added, removed, changed;

@@ -7,11 +7,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <random>
 
 #include <gtest/gtest.h>
 
 #include "common/delta/block_delta.h"
+#include "common/index/index_codec.h"
 #include "common/io/file.h"
 #include "common/layerstream/layer_stream.h"
 #include "tests/support/tar_roundtrip.h"
@@ -211,6 +213,186 @@ TEST(AnchoredDeltaTest, InsertionDeletionAndEditsRoundTripSmall) {
   ASSERT_FALSE(status);
   EXPECT_NE(status.error().message().find("outside"), std::string::npos)
       << status.error().message();
+}
+
+}  // namespace
+}  // namespace deltasync
+
+namespace deltasync {
+namespace {
+
+// The network case: the sender holds no basis bytes, only the site's index
+// (sent with 12-byte digests) and librsync signatures of the basis files its
+// deltas need; the stream goes out in small segments, and the transfer is cut
+// after a few of them and resumed by a new encoder and decoder (as a new
+// session would), which must still rebuild the exact layer.
+TEST_F(LayerStreamTest, RemoteSegmentedStreamResumesAfterACut) {
+  fs::path old_tree = path("old"), new_tree = path("new");
+  std::string data = random_bytes(3 << 20, 11);
+  write_file(old_tree / "data.bin", data);
+  for (int i = 0; i < 200; ++i)
+    write_file(old_tree / "src" / ("f" + std::to_string(i) + ".js"), testing::random_text(3000, i));
+  fs::copy(old_tree, new_tree, fs::copy_options::recursive);
+  data.replace(1 << 20, 8, "EDITED!!");
+  write_file(new_tree / "data.bin", data);
+  for (int i = 0; i < 200; i += 4)
+    write_file(new_tree / "src" / ("f" + std::to_string(i) + ".js"),
+               testing::random_text(3000, 1000 + i));
+  write_file(new_tree / "fresh.bin", random_bytes(2 << 20, 12));
+  write_file(new_tree / "fresh-again.bin", random_bytes(2 << 20, 12));  // same as earlier
+  tar(old_tree, path("old.tar"));
+  tar(new_tree, path("new.tar"));
+  IndexedTar base = index_tar(path("old.tar"));
+  IndexedTar target = index_tar(path("new.tar"));
+
+  // The site's index crosses the wire with 12-byte digests.
+  auto wire_index = encode_layer_index(base.index, 12);
+  ASSERT_TRUE(wire_index);
+  auto received = decode_layer_index(*wire_index, "received index");
+  ASSERT_TRUE(received) << received.error().message();
+  EXPECT_EQ(received->entries.size(), base.index.entries.size());
+  std::vector<const LayerIndex*> sender_layers{&*received};
+  Basis sender_basis = Basis::build(sender_layers, 32 << 20, 12);
+  std::vector<const LayerIndex*> site_layers{&base.index};
+  Basis site_basis = Basis::build(site_layers, 32 << 20, 12);
+  LayerFiles site_files{{base.fd.get()}};
+  LayerFiles no_files;
+
+  struct Signatures final : BasisSignatures {
+    const std::string* find(uint32_t id) const override {
+      auto it = map.find(id);
+      return it == map.end() ? nullptr : &it->second;
+    }
+    std::map<uint32_t, std::string> map;
+  } signatures;
+  auto sign = [&](const std::vector<DeltaCandidate>& candidates) {
+    for (const auto& c : candidates) {
+      const BasisContent& content = site_basis.contents()[c.content_id];
+      FileSource source(base.fd.get(), content.payload_offset, content.size, "basis");
+      auto sig = rsync_signature(source, choose_signature_params(content.size, c.target_size));
+      ASSERT_TRUE(sig);
+      signatures.map[c.content_id] = *sig;
+    }
+  };
+
+  // Segments are collected as separate strings, as separate frames would be.
+  struct Collect final : SegmentSink {
+    Result<ByteSink*> begin_segment(uint64_t first) override {
+      firsts.push_back(first);
+      segments.emplace_back();
+      sink.data().clear();
+      return &sink;
+    }
+    Status end_segment(uint64_t next, bool done) override {
+      segments.back() = sink.data();
+      nexts.push_back(next);
+      dones.push_back(done);
+      return ok_status();
+    }
+    StringSink sink;
+    std::vector<std::string> segments;
+    std::vector<uint64_t> firsts, nexts;
+    std::vector<bool> dones;
+  };
+
+  fs::path out = path("rebuilt.tar");
+  UniqueFd out_fd(::open(out.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  uint64_t kept_entries = 0, kept_bytes = 0;
+  {
+    LayerStreamEncoder encoder(sender_basis, no_files,
+                               EncoderOptions{Effort::kDefault, 2, &signatures});
+    sign(encoder.delta_candidates(target.index, 0));
+    Collect collected;
+    LayerStreamStats stats;
+    ASSERT_TRUE(
+        encoder.encode_segments(target.index, target.fd.get(), 0, 16 * 1024, collected, stats));
+    EXPECT_EQ(stats.delta_files, 1u);  // data.bin, an rsync delta against the site's signature
+    EXPECT_EQ(stats.same_as_earlier, 1u);
+    ASSERT_GE(collected.segments.size(), 4u);
+    // The site decodes two segments, syncs, and the connection is cut.
+    LayerStreamDecoder decoder(site_basis, site_files);
+    auto writer = RebuiltLayerWriter::open(out_fd.get(), 0, uint64_t{1} << 40);
+    ASSERT_TRUE(writer);
+    for (int i = 0; i < 2; ++i) {
+      MemorySource in(collected.segments[i]);
+      auto segment = decoder.decode_segment(in, **writer, collected.firsts[i], "layer");
+      ASSERT_TRUE(segment) << segment.error().message();
+      EXPECT_FALSE(segment->layer_done);
+      kept_entries += segment->entries;
+      EXPECT_EQ(kept_entries, collected.nexts[i]);
+    }
+    ASSERT_TRUE((*writer)->sync());
+    kept_bytes = (*writer)->offset();
+  }
+  // A new session: both ends start over from the checkpoint.
+  LayerStreamEncoder encoder(sender_basis, no_files,
+                             EncoderOptions{Effort::kDefault, 2, &signatures});
+  encoder.skip_entries(target.index, 0, kept_entries);
+  signatures.map.clear();
+  sign(encoder.delta_candidates(target.index, kept_entries));
+  Collect rest;
+  LayerStreamStats stats;
+  ASSERT_TRUE(
+      encoder.encode_segments(target.index, target.fd.get(), kept_entries, 16 * 1024, rest, stats));
+  LayerStreamDecoder decoder(site_basis, site_files);
+  FileSource prefix(out_fd.get(), 0, kept_bytes, "partial");
+  auto partial_index = build_layer_index(prefix, Digest(), "partial");
+  ASSERT_TRUE(partial_index) << partial_index.error().message();
+  ASSERT_EQ(partial_index->entries.size(), kept_entries);
+  decoder.register_entries(*partial_index, out_fd.get(), 0, kept_entries);
+  auto writer = RebuiltLayerWriter::open(out_fd.get(), kept_bytes, uint64_t{1} << 40);
+  ASSERT_TRUE(writer);
+  uint64_t entries = kept_entries;
+  bool done = false;
+  for (size_t i = 0; i < rest.segments.size(); ++i) {
+    MemorySource in(rest.segments[i]);
+    auto segment = decoder.decode_segment(in, **writer, entries, "layer");
+    ASSERT_TRUE(segment) << segment.error().message();
+    entries += segment->entries;
+    done = segment->layer_done;
+  }
+  EXPECT_TRUE(done);
+  ASSERT_TRUE((*writer)->flush());
+  EXPECT_EQ((*writer)->digest(), target.index.diff_id);
+  EXPECT_EQ((*writer)->offset(), fs::file_size(path("new.tar")));
+}
+
+TEST(LayerIndexCodecTest, RoundTripsAndRefusesDamage) {
+  auto dir = TempDir::create(default_temp_parent(), "index-codec-test-");
+  ASSERT_TRUE(dir);
+  fs::path tree = dir->path() / "t";
+  write_file(tree / "a" / "b.txt", "hello");
+  write_file(tree / std::string(150, 'x') / "long-name.bin", random_bytes(70000, 1));
+  write_file(tree / "empty", "");
+  ASSERT_EQ(0, run_shell("ln -s a/b.txt " + (tree / "link").string() + " && ln " +
+                         (tree / "a" / "b.txt").string() + " " + (tree / "hard").string()));
+  fs::path tar_file = dir->path() / "t.tar";
+  ASSERT_EQ(
+      0, run_shell("tar --format=posix -cf " + tar_file.string() + " -C " + tree.string() + " ."));
+  IndexedTar indexed = index_tar(tar_file);
+  auto bytes = encode_layer_index(indexed.index, 32);
+  ASSERT_TRUE(bytes);
+  auto decoded = decode_layer_index(*bytes, "index");
+  ASSERT_TRUE(decoded) << decoded.error().message();
+  ASSERT_EQ(decoded->entries.size(), indexed.index.entries.size());
+  EXPECT_EQ(decoded->diff_id, indexed.index.diff_id);
+  EXPECT_EQ(decoded->tar_size, indexed.index.tar_size);
+  for (size_t i = 0; i < decoded->entries.size(); ++i) {
+    const auto& a = decoded->entries[i];
+    const auto& b = indexed.index.entries[i];
+    EXPECT_EQ(a.path, b.path);
+    EXPECT_EQ(a.kind, b.kind);
+    EXPECT_EQ(a.size, b.size);
+    EXPECT_EQ(a.digest, b.digest) << a.path;
+    EXPECT_EQ(a.payload_offset, b.payload_offset) << a.path;
+    EXPECT_EQ(a.link_target, b.link_target);
+    EXPECT_EQ(a.raw_metadata, b.raw_metadata);
+  }
+  // Damage: a flipped byte inside the compressed index, and a truncation.
+  std::string flipped = *bytes;
+  flipped[flipped.size() / 2] ^= 0x40;
+  EXPECT_FALSE(decode_layer_index(flipped, "index"));
+  EXPECT_FALSE(decode_layer_index(std::string_view(*bytes).substr(0, bytes->size() - 7), "index"));
 }
 
 }  // namespace

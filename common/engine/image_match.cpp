@@ -1,4 +1,4 @@
-#include "receiver/apply/find_base.h"
+#include "common/engine/image_match.h"
 
 #include <algorithm>
 
