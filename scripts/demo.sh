@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end demo on one machine: two private dockerd engines (a build
 # host's and a site's), an app image at 1.0.0 and 2.0.0 built in the build
-# host's engine, the site holding 1.0.0; deltasend writes the update as a
-# bundle, deltarecvd applies it on the site, and the image IDs must match.
+# host's engine, the site holding 1.0.0. A deltarecvd service runs for the
+# site (mutual TLS on loopback, certificates from deploy/make-certs.sh);
+# `deltasend app:2.0.0 --to` ships the update; then the same update goes as
+# an offline bundle to a second tag. Image IDs must match each time.
 #   scripts/demo.sh            set up, build, run the demo
 #   KEEP_ENGINES=1 scripts/demo.sh   leave the engines running afterwards
 set -euo pipefail
@@ -22,6 +24,7 @@ cleanup() {
     scripts/test-engine.sh stop build-host >/dev/null 2>&1 || true
     scripts/test-engine.sh stop site >/dev/null 2>&1 || true
   fi
+  if [ -n "${receiver_pid:-}" ]; then kill "$receiver_pid" 2>/dev/null || true; wait "$receiver_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 work="$(mktemp -d /var/tmp/deltasync-demo-work.XXXXXX)"
@@ -70,15 +73,45 @@ echo "== the site gets app:1.0.0 the ordinary way (docker save | docker load)"
 echo "== deltasend diff app:1.0.0 app:2.0.0"
 "$deltasend" --engine "$build_engine" diff app:1.0.0 app:2.0.0
 
+echo "== certificates for the site and the build host (deploy/make-certs.sh)"
+bash deploy/make-certs.sh "$work/pki" --receiver-name localhost --receiver-ip 127.0.0.1 \
+  --sender-name build-host >/dev/null
+
+echo "== deltarecvd on the site (listening on 127.0.0.1, store in $work/store)"
+"$deltarecvd" --listen 127.0.0.1:0 --cert "$work/pki/receiver.pem" --key "$work/pki/receiver.key" \
+  --ca "$work/pki/ca.pem" --store "$work/store" --engine "$site_engine" \
+  --allow-client build-host >"$work/receiver.log" 2>&1 &
+receiver_pid=$!
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/receiver.log" | head -1)
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { cat "$work/receiver.log" >&2; echo "demo: deltarecvd did not start" >&2; exit 1; }
+
+echo "== deltasend app:2.0.0 --to 127.0.0.1:$port   (build host)"
+"$deltasend" --engine "$build_engine" app:2.0.0 --to "127.0.0.1:$port" \
+  --cert "$work/pki/sender-build-host.pem" --key "$work/pki/sender-build-host.key" --ca "$work/pki/ca.pem"
+echo "   (receiver log:)"
+sed 's/^/   /' "$work/receiver.log"
+check_ids() {
+  local sent_id site_id
+  sent_id=$("$docker_cli" -H "$build_engine" image inspect -f '{{.Id}}' app:2.0.0)
+  site_id=$("$docker_cli" -H "$site_engine" image inspect -f '{{.Id}}' "$1")
+  echo "== image ID on the build host: $sent_id"
+  echo "== image ID of $1 on the site: $site_id"
+  [ "$sent_id" = "$site_id" ] || { echo "demo: image IDs differ" >&2; exit 1; }
+}
+check_ids app:2.0.0
+
+echo "== the same update offline: remove app:2.0.0 from the site, then bundle + apply"
+"$docker_cli" -H "$site_engine" rmi app:2.0.0 >/dev/null
 echo "== deltasend bundle app:2.0.0 --base app:1.0.0 -o app-2.0.0.dsb   (build host)"
 "$deltasend" --engine "$build_engine" bundle app:2.0.0 --base app:1.0.0 -o "$work/app-2.0.0.dsb" --effort max
 
 echo "== deltarecvd apply app-2.0.0.dsb   (site)"
 "$deltarecvd" --engine "$site_engine" apply "$work/app-2.0.0.dsb"
 
-sent_id=$("$docker_cli" -H "$build_engine" image inspect -f '{{.Id}}' app:2.0.0)
-site_id=$("$docker_cli" -H "$site_engine" image inspect -f '{{.Id}}' app:2.0.0)
-echo "== image ID on the build host: $sent_id"
-echo "== image ID on the site:       $site_id"
-[ "$sent_id" = "$site_id" ] || { echo "demo: image IDs differ" >&2; exit 1; }
+check_ids app:2.0.0
 echo "== demo finished: the site holds the same app:2.0.0, bit for bit"

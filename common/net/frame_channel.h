@@ -165,8 +165,7 @@ class FrameServer {
   uint16_t port() const;
   // Blocks until stop(): accepts connections and starts their sessions.
   // Returns at once if stop() was already called. When it returns, every
-  // session thread has been joined (unless stop() was called from a session
-  // thread, which then ends on its own and is joined by the destructor).
+  // session has ended (handlers returned, channels closed).
   void run();
   // Thread-safe, idempotent: stops accepting (the listening socket is
   // closed), shutdown()s every live channel (their blocked calls return
@@ -184,13 +183,18 @@ class FrameServer {
 };
 
 // Graceful shutdown on signals: from now on, the first of `signals` (e.g.
-// SIGTERM, SIGINT) delivered to the process runs server.stop() on the
-// thread in run(), which then returns; the signals stay handled (not fatal)
-// until the server is destroyed, which restores their default action. Call
-// before run(), from the thread that made the server, before starting other
-// threads if possible. Uses asio::signal_set, so the signal itself only
-// wakes the accept loop (no work in the signal handler). Invalid signal
-// numbers are logged as errors and ignored.
+// SIGTERM, SIGINT) delivered to the process stops the server as stop() does
+// (logged at info): no new connections, every live channel shut down; run()
+// returns once the sessions have ended. The signals stay handled (a second
+// one is not fatal either) until the server is destroyed, which restores
+// their default action. Call before run(), from the thread that made the
+// server (preferably before other threads start). Uses asio::signal_set:
+// the signal handler itself only wakes the accept loop, nothing runs in
+// signal context. Invalid signal numbers are logged as errors and ignored.
+//
+//   auto server = FrameServer::bind(options, serve_session);   // in main
+//   stop_on_signals(**server, {SIGTERM, SIGINT});
+//   (*server)->run();                                           // returns after SIGTERM
 void stop_on_signals(FrameServer& server, std::initializer_list<int> signals);
 
 }  // namespace deltasync

@@ -12,11 +12,14 @@
 // or answering busy, `active` those in on_session. A connection arriving
 // while pending == 2 * max_sessions is closed at once (no thread); one whose
 // handshake finishes while active == max_sessions goes to on_busy. Finished
-// threads put their id on `finished`; the accept loop joins them (and
-// stop() joins the rest).
+// threads put their id on `finished`; the accept loop joins them, stop()
+// and the end of run() join the rest. `running` counts threads that have
+// not finished yet, so that stop() also waits for threads another thread is
+// joining at the same time.
 #include <signal.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -39,6 +42,9 @@ using net_detail::tcp;
 namespace {
 // A failed accept (e.g. out of descriptors) is retried after this.
 constexpr std::chrono::seconds kAcceptRetry{1};
+// The server whose session runs on this thread, if any (so that stop()
+// called from a handler does not wait for itself).
+thread_local const void* t_session_of = nullptr;
 }  // namespace
 
 struct FrameServer::Impl {
@@ -75,9 +81,11 @@ struct FrameServer::Impl {
     FrameChannel* channel = nullptr;  // while it exists
   };
   mutable std::mutex mutex;
+  std::condition_variable thread_ended;
   bool stopping = false;
   size_t pending = 0;
   size_t active = 0;
+  size_t running = 0;  // session threads that have not finished
   uint64_t next_id = 0;
   std::map<uint64_t, Session> sessions;
   std::vector<uint64_t> finished;
@@ -123,10 +131,12 @@ struct FrameServer::Impl {
     }
     const uint64_t id = next_id++;
     ++pending;
+    ++running;
     try {
       sessions[id].thread = std::thread(&Impl::session_main, this, id, fd, address);
     } catch (const std::exception& e) {
       --pending;
+      --running;
       sessions.erase(id);
       ::close(fd);
       spdlog::error("sender {}: cannot start a session thread: {}; closed", address, e.what());
@@ -134,6 +144,7 @@ struct FrameServer::Impl {
   }
 
   void session_main(uint64_t id, int fd, const std::string& address) {
+    t_session_of = this;
     bool counted_pending = true;
     bool counted_active = false;
     std::unique_ptr<FrameChannel> channel;
@@ -164,11 +175,12 @@ struct FrameServer::Impl {
       if (auto it = sessions.find(id); it != sessions.end()) it->second.channel = nullptr;
     }
     channel.reset();  // closes the connection
-    {
-      std::lock_guard lock(mutex);
-      finished.push_back(id);
-    }
     asio::post(io, [this] { reap_finished(); });
+    // Last: once `running` drops, stop() may return and the server may go.
+    std::lock_guard lock(mutex);
+    finished.push_back(id);
+    --running;
+    thread_ended.notify_all();
   }
 
   // Handshake, then on_session or on_busy. Moves the connection from
@@ -246,7 +258,8 @@ struct FrameServer::Impl {
     if (signals) signals->cancel(ignored);
   }
 
-  // Joins every session thread but the calling one.
+  // Joins every session thread but the calling one, and waits for those
+  // another thread is joining (run() and stop() may both be at it).
   void join_sessions() {
     std::vector<std::thread> threads;
     {
@@ -263,6 +276,9 @@ struct FrameServer::Impl {
     for (auto& thread : threads) {
       if (thread.joinable()) thread.join();
     }
+    const size_t self = t_session_of == this ? 1 : 0;
+    std::unique_lock lock(mutex);
+    thread_ended.wait(lock, [&] { return running <= self; });
   }
 
   void stop() {

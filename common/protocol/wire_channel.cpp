@@ -58,23 +58,35 @@ std::string_view frame_kind_name(wire::SessionFrame::KindCase kind) {
   return "an unknown frame";
 }
 
+Status WireChannel::send_frame(std::string_view payload) {
+  return channel_ ? channel_->send_frame(payload) : transport_->send_frame(payload);
+}
+
+Result<std::string> WireChannel::receive_frame() {
+  return channel_ ? channel_->receive_frame() : transport_->receive_frame();
+}
+
+const std::string& WireChannel::peer_address() const {
+  return channel_ ? channel_->peer_address() : transport_->peer_address();
+}
+
 Status WireChannel::send(const wire::SessionFrame& frame) {
   std::string bytes;
   if (!frame.SerializeToString(&bytes))
     return make_error(ErrorCode::kInternal, "cannot serialize a session frame");
-  return channel_.send_frame(bytes);
+  return send_frame(bytes);
 }
 
 Result<wire::SessionFrame> WireChannel::receive() {
-  DS_ASSIGN_OR_RETURN(std::string bytes, channel_.receive_frame());
+  DS_ASSIGN_OR_RETURN(std::string bytes, receive_frame());
   wire::SessionFrame frame;
   if (!frame.ParseFromString(bytes)) {
-    return make_error(ErrorCode::kProtocol, "peer " + channel_.peer_address() +
-                                                " sent a frame that is not a deltasync message");
+    return make_error(ErrorCode::kProtocol,
+                      "peer " + peer_address() + " sent a frame that is not a deltasync message");
   }
   if (frame.kind_case() == wire::SessionFrame::KIND_NOT_SET) {
     return make_error(ErrorCode::kProtocol,
-                      "peer " + channel_.peer_address() + " sent an empty or unknown message");
+                      "peer " + peer_address() + " sent an empty or unknown message");
   }
   if (frame.has_error()) {
     return make_error(code_from_name(frame.error().code()), frame.error().message());

@@ -19,9 +19,22 @@ namespace deltasync {
 constexpr uint32_t kProtocolVersion = 1;
 constexpr size_t kDataChunkBytes = 1 << 20;
 
+// Where a WireChannel's frames come from and go to when it is not a
+// FrameChannel: the fuzz targets and tests (tests/fuzz/) feed frames from
+// memory, since a FrameChannel is always a TLS connection.
+class FrameTransport {
+ public:
+  virtual ~FrameTransport() = default;
+  virtual Status send_frame(std::string_view payload) = 0;
+  virtual Result<std::string> receive_frame() = 0;
+  virtual const std::string& peer_address() const = 0;
+};
+
 class WireChannel {
  public:
-  explicit WireChannel(FrameChannel& channel) : channel_(channel) {}
+  explicit WireChannel(FrameChannel& channel) : channel_(&channel) {}
+  // Over another transport (tests, fuzzers); channel() must not be called.
+  explicit WireChannel(FrameTransport& transport) : transport_(&transport) {}
 
   Status send(const wire::SessionFrame& frame);
   // Next frame; a SessionError from the peer becomes our Error (its code kept).
@@ -35,10 +48,15 @@ class WireChannel {
   void on_progress(std::function<void(const wire::Progress&)> callback) {
     progress_ = std::move(callback);
   }
-  FrameChannel& channel() { return channel_; }
+  FrameChannel& channel() { return *channel_; }
 
  private:
-  FrameChannel& channel_;
+  Status send_frame(std::string_view payload);
+  Result<std::string> receive_frame();
+  const std::string& peer_address() const;
+
+  FrameChannel* channel_ = nullptr;      // one of these two is set
+  FrameTransport* transport_ = nullptr;
   std::function<void(const wire::Progress&)> progress_;
 };
 

@@ -1,12 +1,8 @@
 #include "receiver/load/image_loader.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <thread>
-
 #include <nlohmann/json.hpp>
 
+#include "common/engine/load_archive.h"
 #include "common/image/image.h"
 #include "common/io/file.h"
 
@@ -29,36 +25,6 @@ Result<std::vector<Digest>> config_diff_ids(const std::string& config) {
   return out;
 }
 
-namespace {
-
-// Streams the docker-archive into the engine's load through a pipe.
-Result<std::vector<std::string>> load_through_pipe(
-    EngineClient& engine, const std::function<Status(ByteSink&)>& produce) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return std::unexpected(errno_error(errno, "pipe"));
-  Status produced;
-  std::thread producer([&] {
-    FdSink sink{UniqueFd{fds[1]}, "image archive pipe"};
-    BufferedSink buffered(sink, 1 << 20);
-    produced = produce(buffered);
-    if (produced) produced = buffered.flush();
-    // Closing the pipe ends the upload; on error the engine sees a truncated archive.
-  });
-  FileSource source{UniqueFd{fds[0]}, "image archive pipe"};
-  auto loaded = engine.load_image(source);
-  // Drain so the producer never blocks on a full pipe after a load error.
-  std::vector<char> drain(1 << 16);
-  while (true) {
-    auto n = source.read(drain);
-    if (!n || *n == 0) break;
-  }
-  producer.join();
-  if (!produced) return std::unexpected(produced.error());
-  return loaded;
-}
-
-}  // namespace
-
 Status load_image_into_engine(EngineClient& engine, const std::string& config,
                               const std::vector<Digest>& chain, size_t engine_layers,
                               const std::function<Result<LayerFileRef>(const Digest&)>& layer_file,
@@ -78,7 +44,7 @@ Status load_image_into_engine(EngineClient& engine, const std::string& config,
     }
     return writer.finish();
   };
-  DS_ASSIGN_OR_RETURN(auto messages, load_through_pipe(engine, produce));
+  DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(engine, produce));
   (void)messages;
   auto loaded = engine.inspect_image(image_id.str());
   if (!loaded) {

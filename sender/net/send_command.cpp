@@ -192,6 +192,8 @@ Result<SendSummary> run_send_command(const SendCommandOptions& options) {
                                                       ", not " + info.image_id.str() + ": " +
                                                       result.result().message());
     }
+    summary.index_bytes = result.result().counters().index_bytes();
+    summary.signature_bytes = result.result().counters().signature_bytes();
     return ok_status();
   };
 

@@ -36,6 +36,8 @@ struct SendSummary {
   uint64_t layers_sent = 0;
   uint64_t layers_resumed = 0;
   uint64_t stream_bytes = 0;
+  uint64_t index_bytes = 0;      // REMOTE: basis index bytes the site sent (its counters)
+  uint64_t signature_bytes = 0;  // REMOTE: librsync signature bytes the site sent
   double seconds = 0;
 };
 

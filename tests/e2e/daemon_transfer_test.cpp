@@ -193,6 +193,22 @@ TEST_F(DaemonTransferTest, LocalAndRemoteBasisLoadTheSameImage) {
   // Far below the new layer data (about 18 MiB, of which 12 MiB is new).
   EXPECT_LT(local_bytes, 14u << 20);
 
+  // deltasend status: the site lists the image and the transfer.
+  auto status = run_command({DELTASEND_BINARY, "status", "--to", "127.0.0.1:" + port_, "--cert",
+                             pki("sender-build-1.pem").string(), "--key",
+                             pki("sender-build-1.key").string(), "--ca", pki("ca.pem").string(),
+                             "--json"});
+  ASSERT_TRUE(status.ok()) << status.error_output;
+  auto status_json = nlohmann::json::parse(status.output, nullptr, false);
+  ASSERT_FALSE(status_json.is_discarded()) << status.output;
+  EXPECT_EQ(status_json["healthy"], true);
+  bool listed = false;
+  for (const auto& image : status_json["images"]) listed |= image["image_id"] == target_id_;
+  EXPECT_TRUE(listed) << status.output;
+  ASSERT_FALSE(status_json["recent"].empty());
+  EXPECT_NE(status_json["recent"][0].get<std::string>().find("loaded"), std::string::npos);
+  EXPECT_GT(status_json["stored_layers"].get<int>(), 0);
+
   // Again: the site has it; a few KiB (two TLS handshakes' worth at most).
   auto again = send();
   EXPECT_EQ(again["already_loaded"], true);
@@ -284,6 +300,31 @@ TEST_F(DaemonTransferTest, ResumesAfterTheSenderOrTheReceiverIsKilled) {
     EXPECT_TRUE(fs::is_empty(store / "tmp"));
     remove_target_from_site();
   }
+}
+
+}  // namespace
+}  // namespace deltasync::testing
+
+namespace deltasync::testing {
+namespace {
+
+// Two senders of the same image at once: the receiver transfers it once;
+// the second waits, then finds it loaded. Both exit 0.
+TEST_F(DaemonTransferTest, TwoSendersOfTheSameImageTransferItOnce) {
+  start_receiver(temp_->path() / "store");
+  auto first = BackgroundProcess::start(send_argv("build-1"), temp_->path() / "first.out");
+  auto second = BackgroundProcess::start(send_argv("build-1"), temp_->path() / "second.out");
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->stop(0, std::chrono::seconds(180)), 0) << first->log();
+  EXPECT_EQ(second->stop(0, std::chrono::seconds(180)), 0) << second->log();
+  expect_site_has_target();
+  std::string log = receiver_->log();
+  size_t rebuilt = 0;
+  for (size_t at = log.find("rebuilt and verified"); at != std::string::npos;
+       at = log.find("rebuilt and verified", at + 1))
+    ++rebuilt;
+  EXPECT_EQ(rebuilt, 1u) << log;
+  EXPECT_NE(log.find("already loaded"), std::string::npos) << log;
 }
 
 }  // namespace

@@ -28,7 +28,8 @@ class BackgroundProcess {
   std::string log() const;
   // Waits until the log contains `text`; false on timeout or if the process died.
   bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const;
-  // Sends `signal` and waits for the exit; returns the exit status (-signal if killed).
+  // Sends `signal` (0: none, just wait) and waits for the exit, SIGKILL after
+  // `timeout`; returns the exit status (-signal if killed).
   int stop(int signal, std::chrono::milliseconds timeout = std::chrono::seconds(20));
   bool running() const;
 

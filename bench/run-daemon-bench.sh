@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# Bytes on the wire of the daemon pair (`deltasend IMAGE --to` + deltarecvd),
+# per image pair, against the offline bundle of the same update.
+#
+#   bench/run-daemon-bench.sh [BUILD_DIR]      (BUILD_DIR defaults to build)
+#
+# Starts two private engines (scripts/test-engine.sh): the sender's
+# (daemon-bench), where every pair generator bench/pairs/*.sh builds OLD and
+# NEW, and the site's (daemon-bench-site), which gets only OLD (docker save |
+# docker load). Makes one set of certificates (deploy/make-certs.sh). Then,
+# per pair, in one run:
+#   bundle   `deltasend bundle NEW --base OLD --effort default`: its size;
+#   local    `deltasend NEW --to` while the sender holds the basis (mode
+#            local): socket bytes both ways, time;
+#   remote   the same with `--no-local-basis` (mode remote: the site sends its
+#            basis index and librsync signatures);
+#   again    a repeat send when the site already holds NEW: the fixed cost of
+#            one session (TLS handshake, Hello, Inventory, Commit, Result).
+# Each transfer gets a fresh deltarecvd with a fresh --store and a fresh
+# --cache-dir, and NEW is removed from the site's engine (docker rmi) before
+# it, so each one really transfers. After each, the site's engine must hold
+# NEW with the sender's image ID, else the run stops.
+# Prints Markdown tables and writes them to bench/results/daemon-latest.md
+# (raw figures, one JSON object per pair: daemon-latest.jsonl). The logs of
+# both sides of every transfer stay in BENCH_WORKDIR/logs when BENCH_KEEP=1.
+#
+# Env: BENCH_PAIRS="app-zeros deps-bump"  run only these pairs
+#      BENCH_RESULTS (default bench/results): where the tables and JSON go
+#      BENCH_WORKDIR (default /var/tmp/deltasync-daemon-bench-work): scratch,
+#        a few GiB; emptied at the end unless BENCH_KEEP=1 (the .deb cache
+#        stays; seeded from run-wire-bench.sh's cache when there is one)
+#      BENCH_STEP_TIMEOUT (default 900): seconds any one step may take
+#      DELTASYNC_ENGINE_ROOT (see scripts/test-engine.sh), DELTASYNC_DOCKER_CLI
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$(pwd)"
+build_dir="${1:-build}"
+case "$build_dir" in /*) ;; *) build_dir="$repo/$build_dir" ;; esac
+work="${BENCH_WORKDIR:-/var/tmp/deltasync-daemon-bench-work}"
+results="${BENCH_RESULTS:-$repo/bench/results}"
+step_timeout="${BENCH_STEP_TIMEOUT:-900}"
+DOCKER="${DELTASYNC_DOCKER_CLI:-docker}"
+sender_engine_name=daemon-bench
+site_engine_name=daemon-bench-site
+
+die() {
+  echo "run-daemon-bench: $*" >&2
+  exit 1
+}
+note() { echo "== $*" >&2; }
+for c in "$DOCKER" python3 openssl timeout npm apt-get dpkg-deb; do
+  command -v "$c" >/dev/null 2>&1 || die "'$c' not found (run scripts/install-deps.sh)"
+done
+[ -x "$build_dir/sender/deltasend" ] || die "no $build_dir/sender/deltasend (build it first)"
+[ -x "$build_dir/receiver/deltarecvd" ] || die "no $build_dir/receiver/deltarecvd (build it first)"
+
+# bounded CMD...: CMD under the step timeout (then SIGTERM, SIGKILL 10 s on).
+bounded() { timeout --kill-after=10 "$step_timeout" "$@"; }
+docker_h() { DOCKER_CLI_HINTS=false bounded "$DOCKER" -H "$1" "${@:2}"; }
+image_id() { docker_h "$1" image inspect -f '{{.Id}}' "$2" 2>/dev/null || true; }
+now() { date +%s.%N; }
+
+rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . ':!bench' ':!BENCHMARKS.md' 2>/dev/null || echo +dirty)"
+mkdir -p "$work/bin" "$work/logs"
+work="$(cd "$work" && pwd)"
+# Copies of the binaries, so a rebuild during the run cannot mix versions.
+cp "$build_dir/sender/deltasend" "$work/bin/deltasend"
+cp "$build_dir/receiver/deltarecvd" "$work/bin/deltarecvd"
+deltasend="$work/bin/deltasend"
+deltarecvd="$work/bin/deltarecvd"
+"$deltasend" --help 2>/dev/null | grep -q -- "--no-local-basis" || die "$deltasend has no --to / --no-local-basis"
+"$deltarecvd" --help 2>/dev/null | grep -q -- "--listen" || die "$deltarecvd has no --listen"
+export DELTASEND="$deltasend"
+# The pinned .debs the generators download: reuse run-wire-bench.sh's cache.
+if [ ! -d "$work/.debs" ] && [ -d /var/tmp/deltasync-bench-work/.debs ]; then
+  cp -a /var/tmp/deltasync-bench-work/.debs "$work/.debs"
+fi
+
+if [ -n "${BENCH_PAIRS:-}" ]; then
+  read -r -a pairs <<<"$BENCH_PAIRS"
+else
+  pairs=()
+  for f in bench/pairs/*.sh; do
+    case "$(basename "$f")" in _*) continue ;; esac
+    pairs+=("$(basename "$f" .sh)")
+  done
+fi
+
+engine_started=0 site_started=0 recv_pid=""
+# stop_receiver: SIGTERM to the deltarecvd this script started, SIGKILL after
+# 15 s.
+stop_receiver() {
+  [ -n "$recv_pid" ] || return 0
+  kill -TERM "$recv_pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do
+    kill -0 "$recv_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$recv_pid" 2>/dev/null; then
+    echo "run-daemon-bench: deltarecvd $recv_pid did not stop in 15 s; killing it" >&2
+    kill -KILL "$recv_pid" 2>/dev/null || true
+  fi
+  wait "$recv_pid" 2>/dev/null || true
+  recv_pid=""
+}
+cleanup() {
+  stop_receiver
+  if [ "$site_started" = 1 ]; then scripts/test-engine.sh stop "$site_engine_name" >/dev/null 2>&1 || true; fi
+  if [ "$engine_started" = 1 ]; then scripts/test-engine.sh stop "$sender_engine_name" >/dev/null 2>&1 || true; fi
+  if [ -z "${BENCH_KEEP:-}" ] && [ -d "$work" ]; then
+    find "$work" -mindepth 1 -maxdepth 1 ! -name .debs -exec rm -rf {} +
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$results"
+engine="$(scripts/test-engine.sh start "$sender_engine_name")"
+engine_started=1
+site="$(scripts/test-engine.sh start "$site_engine_name")"
+site_started=1
+bounded bash scripts/make-base-image.sh "$engine" deltasync-base:busybox >/dev/null
+
+pki="$work/pki"
+rm -rf "$pki"
+bounded deploy/make-certs.sh "$pki" --receiver-name localhost --receiver-ip 127.0.0.1 \
+  --sender-name bench >/dev/null || die "make-certs.sh failed"
+
+# start_receiver STORE LOG: a fresh deltarecvd on 127.0.0.1 (any port) for
+# the site engine; sets recv_pid and port.
+port=""
+start_receiver() {
+  local store="$1" log="$2" deadline
+  stop_receiver
+  rm -rf "$store"
+  "$deltarecvd" --listen 127.0.0.1:0 --cert "$pki/receiver.pem" --key "$pki/receiver.key" \
+    --ca "$pki/ca.pem" --store "$store" --engine "$site" --log-level info >"$log" 2>&1 &
+  recv_pid=$!
+  deadline=$((SECONDS + 30))
+  port=""
+  while [ $SECONDS -lt $deadline ]; do
+    port="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | tail -n1)"
+    [ -n "$port" ] && return 0
+    kill -0 "$recv_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$log" >&2
+  die "deltarecvd did not report 'listening on' within 30 s (log above)"
+}
+
+# send NAME OUT_JSON ERR_LOG [ARGS...]: deltasend NEW --to the receiver.
+send() {
+  local name="$1" out="$2" err="$3" t0 t1
+  shift 3
+  t0=$(now)
+  if ! bounded "$deltasend" "$new" --to "127.0.0.1:$port" --cert "$pki/sender-bench.pem" \
+    --key "$pki/sender-bench.key" --ca "$pki/ca.pem" --engine "$engine" --json \
+    --log-level info "$@" >"$out" 2>"$err"; then
+    echo "--- deltasend ($name) stderr:" >&2
+    tail -n 20 "$err" >&2
+    echo "--- deltarecvd log:" >&2
+    tail -n 20 "$recv_log" >&2
+    die "$pair: deltasend ($name) failed"
+  fi
+  t1=$(now)
+  python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$t1" >"$out.wall"
+}
+
+# check_site NAME OUT_JSON: the site's engine holds NEW with the sender's ID.
+check_site() {
+  local name="$1" out="$2" got reported
+  got="$(image_id "$site" "$new")"
+  reported="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["image_id"])' "$out")"
+  [ "$got" = "$want" ] || die "$pair ($name): the site's engine holds '${got:-nothing}' for $new, not $want"
+  [ "$reported" = "$want" ] || die "$pair ($name): deltasend reports $reported, not $want"
+}
+
+# remove_from_site: NEW leaves the site's engine (so the next run transfers).
+remove_from_site() {
+  docker_h "$site" image rm "$new" >/dev/null 2>&1 || true
+  [ -z "$(image_id "$site" "$want")" ] || die "$pair: cannot remove $new ($want) from the site's engine"
+}
+
+jsonl="$work/daemon.jsonl"
+: >"$jsonl"
+for pair in "${pairs[@]}"; do
+  gen="bench/pairs/$pair.sh"
+  [ -x "$gen" ] || die "no generator $gen"
+  note "$pair: building"
+  t0=$SECONDS
+  tags="$(bounded "$gen" "$engine" bench- "$work")" || die "$pair: generator failed"
+  read -r old new <<<"$tags"
+  want="$(image_id "$engine" "$new")"
+  [ -n "$want" ] || die "$pair: $new missing in the sender's engine"
+  note "$pair: $old -> $new built in $((SECONDS - t0)) s"
+  pw="$work/$pair-run"
+  logs="$work/logs/$pair"
+  rm -rf "$pw" "$logs"
+  mkdir -p "$pw" "$logs"
+
+  note "$pair: bundle (--effort default)"
+  b0=$(now)
+  bounded "$deltasend" --engine "$engine" bundle "$new" --base "$old" -o "$pw/bundle.dsb" \
+    --effort default -q || die "$pair: deltasend bundle failed"
+  b1=$(now)
+  bundle_bytes=$(stat -c %s "$pw/bundle.dsb")
+  bundle_seconds=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$b0" "$b1")
+  rm -f "$pw/bundle.dsb"
+
+  note "$pair: the site gets only $old"
+  docker_h "$site" image rm -f "$new" "$old" >/dev/null 2>&1 || true
+  docker_h "$engine" save "$old" | docker_h "$site" load -q >/dev/null ||
+    die "$pair: cannot load $old into the site's engine"
+  [ -z "$(image_id "$site" "$want")" ] || die "$pair: the site already holds $new"
+
+  for mode in local remote; do
+    remove_from_site
+    recv_log="$logs/deltarecvd-$mode.log"
+    start_receiver "$pw/store-$mode" "$recv_log"
+    extra=(--cache-dir "$pw/cache-$mode")
+    rm -rf "$pw/cache-$mode"
+    if [ "$mode" = remote ]; then extra+=(--no-local-basis); fi
+    note "$pair: deltasend --to ($mode)"
+    send "$mode" "$logs/$mode.json" "$logs/$mode.err" "${extra[@]}"
+    check_site "$mode" "$logs/$mode.json"
+    note "$pair: deltasend --to again (the site holds $new)"
+    send "again-$mode" "$logs/again-$mode.json" "$logs/again-$mode.err" "${extra[@]}"
+    check_site "again-$mode" "$logs/again-$mode.json"
+    stop_receiver
+  done
+
+  python3 - "$pair" "$logs" "$bundle_bytes" "$bundle_seconds" >>"$jsonl" <<'PY'
+import json, re, sys
+pair, logs, bundle_bytes, bundle_seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+out = {"pair": pair, "bundle_default_bytes": bundle_bytes, "bundle_default_seconds": bundle_seconds}
+layer_re = re.compile(r"layer (\d+) \((\S+)\): (\d+) segments, (\d+) entries, (\d+) deltas, "
+                      r"(\d+) literal bytes, stream (\d+)")
+recv_re = re.compile(r"loaded and verified: (\d+) layers rebuilt, (\d+) from the store, (\d+) in the "
+                     r"engine; (\d+) bytes received in ([0-9.]+)s")
+for run in ("local", "again-local", "remote", "again-remote"):
+    j = json.load(open("%s/%s.json" % (logs, run)))
+    key = run.replace("-", "_")
+    want_mode = {"local": "local", "remote": "remote"}.get(run, "none")
+    if j["mode"] != want_mode or j["already_loaded"] != run.startswith("again"):
+        sys.exit("%s: %s: mode %s, already_loaded %s" % (pair, run, j["mode"], j["already_loaded"]))
+    r = {k: j[k] for k in ("mode", "already_loaded", "socket_bytes_sent", "socket_bytes_received",
+                           "missing_layer_bytes", "pull_estimate_bytes", "layers_sent", "seconds",
+                           "stream_bytes", "index_bytes", "signature_bytes", "image_id") if k in j}
+    r["socket_bytes"] = j["socket_bytes_sent"] + j["socket_bytes_received"]
+    r["wall_seconds"] = float(open("%s/%s.json.wall" % (logs, run)).read())
+    r["layers"] = [{"layer": int(m[0]), "diff_id": m[1], "segments": int(m[2]), "entries": int(m[3]),
+                    "deltas": int(m[4]), "literal_bytes": int(m[5]), "stream_bytes": int(m[6])}
+                   for m in layer_re.findall(open("%s/%s.err" % (logs, run)).read())]
+    out[key] = r
+for mode in ("local", "remote"):
+    m = recv_re.findall(open("%s/deltarecvd-%s.log" % (logs, mode)).read())
+    if m:
+        rebuilt, stored, engine, received, secs = m[0]
+        out[mode]["site"] = {"layers_rebuilt": int(rebuilt), "layers_from_store": int(stored),
+                             "layers_in_engine": int(engine), "bytes_received": int(received),
+                             "seconds": float(secs)}
+out["missing_layer_bytes"] = out["local"]["missing_layer_bytes"]
+out["image_id"] = out["local"]["image_id"]
+print(json.dumps(out))
+PY
+  # Free both engines' disk (vfs keeps a full copy per layer) and the scratch.
+  docker_h "$site" image rm -f "$new" "$old" >/dev/null 2>&1 || true
+  docker_h "$engine" image rm -f "$new" "$old" >/dev/null 2>&1 || true
+  rm -rf "$pw"
+  [ -n "${BENCH_KEEP:-}" ] || rm -rf "${work:?}/$pair"
+  note "$pair: done in $((SECONDS - t0)) s"
+done
+
+cp "$jsonl" "$results/daemon-latest.jsonl"
+python3 - "$jsonl" "$rev" >"$results/daemon-latest.md" <<'PY'
+import datetime, json, os, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rev = sys.argv[2]
+
+def b(n):
+    if n < 10 * 1024:
+        return "%s B" % format(n, ",")
+    for unit, div in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div:
+            return "%s B (%.1f %s)" % (format(n, ","), n / div, unit)
+
+def ratio(x, y):
+    return "%.2fx" % (x / y) if y > 0 else "n/a"
+
+try:
+    cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][0]
+except Exception:
+    cpu = "?"
+print("Daemon transfer bytes per image pair: %s, deltasync %s, %d cores (%s); loopback, "
+      "TLS 1.3 with mutual authentication, --effort default. Bytes are counted at the sender's "
+      "socket, both directions (TLS records included)." % (
+          datetime.date.today().isoformat(), rev, os.cpu_count(), cpu))
+print()
+print("| pair | new layer bytes | bundle | local bytes (ratio to bundle) | remote bytes (ratio) "
+      "| already-loaded bytes | times: bundle / local / remote / already-loaded |")
+print("|---|--:|--:|--:|--:|--:|--:|")
+for r in rows:
+    bun, loc, rem = r["bundle_default_bytes"], r["local"]["socket_bytes"], r["remote"]["socket_bytes"]
+    again = r["again_local"]["socket_bytes"]
+    print("| %s | %s | %s | %s (%s) | %s (%s) | %s | %.1f / %.1f / %.1f / %.2f s |" % (
+        r["pair"], b(r["missing_layer_bytes"]), b(bun), b(loc), ratio(loc, bun), b(rem), ratio(rem, bun),
+        b(again), r["bundle_default_seconds"], r["local"]["seconds"], r["remote"]["seconds"],
+        r["again_local"]["seconds"]))
+print()
+print("Without the fixed cost of a session (the already-loaded bytes: TLS handshake, Hello, "
+      "Inventory, Commit, Result) subtracted from local and remote; targets local <= 1.1x, "
+      "remote <= 1.5x of the bundle:")
+print()
+print("| pair | local - fixed (ratio) | local target | remote - fixed (ratio) | remote target |")
+print("|---|--:|:-:|--:|:-:|")
+for r in rows:
+    bun = r["bundle_default_bytes"]
+    again = r["again_local"]["socket_bytes"]
+    loc, rem = r["local"]["socket_bytes"], r["remote"]["socket_bytes"]
+    def verdict(x, bar):
+        with_fixed = "yes" if x <= bar * bun else "no"
+        without = "yes" if x - again <= bar * bun else "no"
+        return "%s with / %s without" % (with_fixed, without)
+    print("| %s | %s (%s) | %s | %s (%s) | %s |" % (
+        r["pair"], b(max(0, loc - again)), ratio(loc - again, bun), verdict(loc, 1.1),
+        b(max(0, rem - again)), ratio(rem - again, bun), verdict(rem, 1.5)))
+print()
+print("Where the bytes go (payloads before framing and TLS; index and signatures come from "
+      "the site, the stream from the sender; 'other' = socket bytes - fixed - the three):")
+print()
+print("| pair | local stream | local other | remote index | remote signatures | remote stream | remote other | sent / received (remote) |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|")
+for r in rows:
+    again = r["again_local"]["socket_bytes"]
+    lo, re_ = r["local"], r["remote"]
+    lo_other = lo["socket_bytes"] - again - lo["stream_bytes"] - lo["index_bytes"] - lo["signature_bytes"]
+    re_other = re_["socket_bytes"] - again - re_["stream_bytes"] - re_["index_bytes"] - re_["signature_bytes"]
+    print("| %s | %s | %s | %s | %s | %s | %s | %s / %s |" % (
+        r["pair"], b(lo["stream_bytes"]), format(lo_other, ","), b(re_["index_bytes"]),
+        b(re_["signature_bytes"]), b(re_["stream_bytes"]), format(re_other, ","),
+        b(re_["socket_bytes_sent"]), b(re_["socket_bytes_received"])))
+PY
+cat "$results/daemon-latest.md"
