@@ -15,11 +15,16 @@
 #   remote   the same with `--no-local-basis` (mode remote: the site sends its
 #            basis index and librsync signatures);
 #   again    a repeat send when the site already holds NEW: the fixed cost of
-#            one session (TLS handshake, Hello, Inventory, Commit, Result).
-# Each transfer gets a fresh deltarecvd with a fresh --store and a fresh
-# --cache-dir, and NEW is removed from the site's engine (docker rmi) before
+#            one session (TLS handshake, Hello, Inventory, Commit, Result);
+#   remote-warm  remote once more with the --cache-dir the remote run filled
+#            (the site's basis index is cached on the sender, so only
+#            signatures and the stream cross): a later update from that basis.
+# Each transfer gets a fresh deltarecvd with a fresh --store and (but for
+# remote-warm) a fresh --cache-dir, and NEW is removed from the site's engine (docker rmi) before
 # it, so each one really transfers. After each, the site's engine must hold
-# NEW with the sender's image ID, else the run stops.
+# NEW with the sender's image ID. A pair whose transfer fails, or whose image
+# ID differs, gets a FAILED row (with the reason and the logs' tails on
+# stderr); the other pairs still run, and the script exits 1 at the end.
 # Prints Markdown tables and writes them to bench/results/daemon-latest.md
 # (raw figures, one JSON object per pair: daemon-latest.jsonl). The logs of
 # both sides of every transfer stay in BENCH_WORKDIR/logs when BENCH_KEEP=1.
@@ -87,9 +92,15 @@ else
 fi
 
 engine_started=0 site_started=0 recv_pid=""
-# stop_receiver: SIGTERM to the deltarecvd this script started, SIGKILL after
-# 15 s.
+recv_pid_file="$work/deltarecvd.pid"
+# stop_receiver: SIGTERM to the deltarecvd this script started (its pid is in
+# recv_pid, or in recv_pid_file when a pair's subshell started it), SIGKILL
+# after 15 s.
 stop_receiver() {
+  if [ -z "$recv_pid" ] && [ -s "$recv_pid_file" ]; then
+    recv_pid="$(tr -dc '0-9' <"$recv_pid_file")"
+  fi
+  rm -f "$recv_pid_file"
   [ -n "$recv_pid" ] || return 0
   kill -TERM "$recv_pid" 2>/dev/null || true
   for _ in $(seq 1 150); do
@@ -132,19 +143,21 @@ start_receiver() {
   local store="$1" log="$2" deadline
   stop_receiver
   rm -rf "$store"
+  : >"$log"
   "$deltarecvd" --listen 127.0.0.1:0 --cert "$pki/receiver.pem" --key "$pki/receiver.key" \
     --ca "$pki/ca.pem" --store "$store" --engine "$site" --log-level info >"$log" 2>&1 &
   recv_pid=$!
+  echo "$recv_pid" >"$recv_pid_file"
   deadline=$((SECONDS + 30))
   port=""
   while [ $SECONDS -lt $deadline ]; do
-    port="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" | tail -n1)"
+    port="$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$log" 2>/dev/null | tail -n1 || true)"
     [ -n "$port" ] && return 0
     kill -0 "$recv_pid" 2>/dev/null || break
     sleep 0.1
   done
   tail -n 20 "$log" >&2
-  die "deltarecvd did not report 'listening on' within 30 s (log above)"
+  fail "deltarecvd did not report 'listening on' within 30 s (log above)"
 }
 
 # send NAME OUT_JSON ERR_LOG [ARGS...]: deltasend NEW --to the receiver.
@@ -159,7 +172,7 @@ send() {
     tail -n 20 "$err" >&2
     echo "--- deltarecvd log:" >&2
     tail -n 20 "$recv_log" >&2
-    die "$pair: deltasend ($name) failed"
+    fail "deltasend ($name) failed: $(grep -m1 'error:' "$err" || tail -n1 "$err")"
   fi
   t1=$(now)
   python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$t1" >"$out.wall"
@@ -170,47 +183,54 @@ check_site() {
   local name="$1" out="$2" got reported
   got="$(image_id "$site" "$new")"
   reported="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["image_id"])' "$out")"
-  [ "$got" = "$want" ] || die "$pair ($name): the site's engine holds '${got:-nothing}' for $new, not $want"
-  [ "$reported" = "$want" ] || die "$pair ($name): deltasend reports $reported, not $want"
+  [ "$got" = "$want" ] || fail "$name: the site's engine holds '${got:-nothing}' for $new, not $want"
+  [ "$reported" = "$want" ] || fail "$name: deltasend reports $reported, not $want"
 }
 
 # remove_from_site: NEW leaves the site's engine (so the next run transfers).
 remove_from_site() {
   docker_h "$site" image rm "$new" >/dev/null 2>&1 || true
-  [ -z "$(image_id "$site" "$want")" ] || die "$pair: cannot remove $new ($want) from the site's engine"
+  [ -z "$(image_id "$site" "$want")" ] || fail "cannot remove $new ($want) from the site's engine"
+}
+
+# fail MSG: the current pair fails (run_pair runs in a subshell: this ends
+# only that pair; the reason goes to LOGS/failed).
+fail() {
+  echo "run-daemon-bench: $pair: $*" >&2
+  echo "$*" >"$logs/failed"
+  exit 1
 }
 
 jsonl="$work/daemon.jsonl"
 : >"$jsonl"
-for pair in "${pairs[@]}"; do
-  gen="bench/pairs/$pair.sh"
-  [ -x "$gen" ] || die "no generator $gen"
-  note "$pair: building"
-  t0=$SECONDS
-  tags="$(bounded "$gen" "$engine" bench- "$work")" || die "$pair: generator failed"
+# run_pair: everything for one pair, run in a subshell (set -e; fail ends
+# it). Writes LOGS/* and, on success, one line to $jsonl.
+run_pair() {
+  trap stop_receiver EXIT
+  trap 'exit 130' INT TERM
+  local tags b0 b1 bundle_bytes bundle_seconds mode extra
+  tags="$(bounded "$gen" "$engine" bench- "$work")" || fail "generator failed"
   read -r old new <<<"$tags"
+  echo "$old $new" >"$logs/tags"
   want="$(image_id "$engine" "$new")"
-  [ -n "$want" ] || die "$pair: $new missing in the sender's engine"
+  [ -n "$want" ] || fail "$new missing in the sender's engine"
   note "$pair: $old -> $new built in $((SECONDS - t0)) s"
-  pw="$work/$pair-run"
-  logs="$work/logs/$pair"
-  rm -rf "$pw" "$logs"
-  mkdir -p "$pw" "$logs"
 
   note "$pair: bundle (--effort default)"
   b0=$(now)
   bounded "$deltasend" --engine "$engine" bundle "$new" --base "$old" -o "$pw/bundle.dsb" \
-    --effort default -q || die "$pair: deltasend bundle failed"
+    --effort default -q || fail "deltasend bundle failed"
   b1=$(now)
   bundle_bytes=$(stat -c %s "$pw/bundle.dsb")
   bundle_seconds=$(python3 -c 'import sys; print("%.2f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$b0" "$b1")
   rm -f "$pw/bundle.dsb"
+  echo "$bundle_bytes" >"$logs/bundle-bytes"
 
   note "$pair: the site gets only $old"
   docker_h "$site" image rm -f "$new" "$old" >/dev/null 2>&1 || true
   docker_h "$engine" save "$old" | docker_h "$site" load -q >/dev/null ||
-    die "$pair: cannot load $old into the site's engine"
-  [ -z "$(image_id "$site" "$want")" ] || die "$pair: the site already holds $new"
+    fail "cannot load $old into the site's engine"
+  [ -z "$(image_id "$site" "$want")" ] || fail "the site already holds $new"
 
   for mode in local remote; do
     remove_from_site
@@ -227,19 +247,43 @@ for pair in "${pairs[@]}"; do
     check_site "again-$mode" "$logs/again-$mode.json"
     stop_receiver
   done
+  # remote-warm: remote again (fresh store, NEW removed) but with the index
+  # cache the remote run left: what a second update from the same basis costs.
+  remove_from_site
+  recv_log="$logs/deltarecvd-remote-warm.log"
+  start_receiver "$pw/store-remote-warm" "$recv_log"
+  note "$pair: deltasend --to (remote, the sender's index cache warm)"
+  send remote-warm "$logs/remote-warm.json" "$logs/remote-warm.err" \
+    --cache-dir "$pw/cache-remote" --no-local-basis
+  check_site remote-warm "$logs/remote-warm.json"
+  stop_receiver
+  # Per basis layer: the size of the index the site sent (the sender caches
+  # each one as DIFFID-12.idx), and whether NEW shares that layer.
+  docker_h "$engine" image inspect -f '{{json .RootFS.Layers}}' "$old" >"$logs/old-layers.json"
+  docker_h "$engine" image inspect -f '{{json .RootFS.Layers}}' "$new" >"$logs/new-layers.json"
+  (cd "$pw/cache-remote/index" 2>/dev/null && stat -c '%n %s' -- *.idx) >"$logs/remote-index-files.txt" || true
 
-  python3 - "$pair" "$logs" "$bundle_bytes" "$bundle_seconds" >>"$jsonl" <<'PY'
+  python3 - "$pair" "$logs" "$bundle_bytes" "$bundle_seconds" >"$logs/row.json" <<'PY' ||
 import json, re, sys
 pair, logs, bundle_bytes, bundle_seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 out = {"pair": pair, "bundle_default_bytes": bundle_bytes, "bundle_default_seconds": bundle_seconds}
+old_layers = json.load(open(logs + "/old-layers.json"))
+new_layers = set(json.load(open(logs + "/new-layers.json")))
+sizes = {}
+for line in open(logs + "/remote-index-files.txt"):
+    name, size = line.split()
+    sizes["sha256:" + name.split("-")[0]] = int(size)
+out["remote_index_by_basis_layer"] = [
+    {"layer": i + 1, "diff_id": d[7:19], "index_bytes": sizes.get(d), "in_new": d in new_layers}
+    for i, d in enumerate(old_layers)]
 layer_re = re.compile(r"layer (\d+) \((\S+)\): (\d+) segments, (\d+) entries, (\d+) deltas, "
                       r"(\d+) literal bytes, stream (\d+)")
 recv_re = re.compile(r"loaded and verified: (\d+) layers rebuilt, (\d+) from the store, (\d+) in the "
                      r"engine; (\d+) bytes received in ([0-9.]+)s")
-for run in ("local", "again-local", "remote", "again-remote"):
+for run in ("local", "again-local", "remote", "again-remote", "remote-warm"):
     j = json.load(open("%s/%s.json" % (logs, run)))
     key = run.replace("-", "_")
-    want_mode = {"local": "local", "remote": "remote"}.get(run, "none")
+    want_mode = {"local": "local", "remote": "remote", "remote-warm": "remote"}.get(run, "none")
     if j["mode"] != want_mode or j["already_loaded"] != run.startswith("again"):
         sys.exit("%s: %s: mode %s, already_loaded %s" % (pair, run, j["mode"], j["already_loaded"]))
     r = {k: j[k] for k in ("mode", "already_loaded", "socket_bytes_sent", "socket_bytes_received",
@@ -251,23 +295,62 @@ for run in ("local", "again-local", "remote", "again-remote"):
                     "deltas": int(m[4]), "literal_bytes": int(m[5]), "stream_bytes": int(m[6])}
                    for m in layer_re.findall(open("%s/%s.err" % (logs, run)).read())]
     out[key] = r
-for mode in ("local", "remote"):
+for mode in ("local", "remote", "remote-warm"):
     m = recv_re.findall(open("%s/deltarecvd-%s.log" % (logs, mode)).read())
     if m:
         rebuilt, stored, engine, received, secs = m[0]
-        out[mode]["site"] = {"layers_rebuilt": int(rebuilt), "layers_from_store": int(stored),
+        out[mode.replace("-", "_")]["site"] = {"layers_rebuilt": int(rebuilt), "layers_from_store": int(stored),
                              "layers_in_engine": int(engine), "bytes_received": int(received),
                              "seconds": float(secs)}
 out["missing_layer_bytes"] = out["local"]["missing_layer_bytes"]
 out["image_id"] = out["local"]["image_id"]
 print(json.dumps(out))
 PY
+    fail "unexpected figures (see above)"
+  cat "$logs/row.json" >>"$jsonl"
+}
+
+failures=()
+for pair in "${pairs[@]}"; do
+  gen="bench/pairs/$pair.sh"
+  [ -x "$gen" ] || die "no generator $gen"
+  note "$pair: building"
+  t0=$SECONDS
+  pw="$work/$pair-run"
+  logs="$work/logs/$pair"
+  rm -rf "$pw" "$logs"
+  mkdir -p "$pw" "$logs"
+  set +e
+  (
+    set -e
+    run_pair
+  )
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    [ -s "$logs/failed" ] || echo "exit status $rc" >"$logs/failed"
+    failures+=("$pair")
+    python3 -c 'import json, os, sys
+d = sys.argv[2]
+r = {"pair": sys.argv[1], "failed": open(d + "/failed").read().strip()}
+if os.path.exists(d + "/bundle-bytes"):
+    r["bundle_default_bytes"] = int(open(d + "/bundle-bytes").read())
+print(json.dumps(r))' "$pair" "$logs" >>"$jsonl"
+  fi
+  stop_receiver
   # Free both engines' disk (vfs keeps a full copy per layer) and the scratch.
-  docker_h "$site" image rm -f "$new" "$old" >/dev/null 2>&1 || true
-  docker_h "$engine" image rm -f "$new" "$old" >/dev/null 2>&1 || true
+  if [ -s "$logs/tags" ]; then
+    read -r old new <"$logs/tags"
+    docker_h "$site" image rm -f "$new" "$old" >/dev/null 2>&1 || true
+    docker_h "$engine" image rm -f "$new" "$old" >/dev/null 2>&1 || true
+  fi
   rm -rf "$pw"
   [ -n "${BENCH_KEEP:-}" ] || rm -rf "${work:?}/$pair"
-  note "$pair: done in $((SECONDS - t0)) s"
+  if [ "$rc" -eq 0 ]; then
+    note "$pair: done in $((SECONDS - t0)) s"
+  else
+    note "$pair: FAILED after $((SECONDS - t0)) s: $(cat "$logs/failed")"
+  fi
 done
 
 cp "$jsonl" "$results/daemon-latest.jsonl"
@@ -299,6 +382,11 @@ print("| pair | new layer bytes | bundle | local bytes (ratio to bundle) | remot
       "| already-loaded bytes | times: bundle / local / remote / already-loaded |")
 print("|---|--:|--:|--:|--:|--:|--:|")
 for r in rows:
+    if "failed" in r:
+        print("| %s | FAILED: %s | %s | | | | |" % (
+            r["pair"], r["failed"].replace("|", "/"),
+            b(r["bundle_default_bytes"]) if "bundle_default_bytes" in r else ""))
+        continue
     bun, loc, rem = r["bundle_default_bytes"], r["local"]["socket_bytes"], r["remote"]["socket_bytes"]
     again = r["again_local"]["socket_bytes"]
     print("| %s | %s | %s | %s (%s) | %s (%s) | %s | %.1f / %.1f / %.1f / %.2f s |" % (
@@ -310,8 +398,10 @@ print("Without the fixed cost of a session (the already-loaded bytes: TLS handsh
       "Inventory, Commit, Result) subtracted from local and remote; targets local <= 1.1x, "
       "remote <= 1.5x of the bundle:")
 print()
-print("| pair | local - fixed (ratio) | local target | remote - fixed (ratio) | remote target |")
-print("|---|--:|:-:|--:|:-:|")
+print("| pair | local - fixed (ratio) | local target | remote - fixed (ratio) | remote target "
+      "| remote, index cached: bytes (ratio); - fixed (ratio) |")
+print("|---|--:|:-:|--:|:-:|--:|")
+rows = [r for r in rows if "failed" not in r]
 for r in rows:
     bun = r["bundle_default_bytes"]
     again = r["again_local"]["socket_bytes"]
@@ -320,23 +410,29 @@ for r in rows:
         with_fixed = "yes" if x <= bar * bun else "no"
         without = "yes" if x - again <= bar * bun else "no"
         return "%s with / %s without" % (with_fixed, without)
-    print("| %s | %s (%s) | %s | %s (%s) | %s |" % (
+    warm = r["remote_warm"]["socket_bytes"]
+    print("| %s | %s (%s) | %s | %s (%s) | %s | %s (%s); %s (%s) |" % (
         r["pair"], b(max(0, loc - again)), ratio(loc - again, bun), verdict(loc, 1.1),
-        b(max(0, rem - again)), ratio(rem - again, bun), verdict(rem, 1.5)))
+        b(max(0, rem - again)), ratio(rem - again, bun), verdict(rem, 1.5),
+        b(warm), ratio(warm, bun), b(max(0, warm - again)), ratio(warm - again, bun)))
 print()
 print("Where the bytes go (payloads before framing and TLS; index and signatures come from "
       "the site, the stream from the sender; 'other' = socket bytes - fixed - the three):")
 print()
-print("| pair | local stream | local other | remote index | remote signatures | remote stream | remote other | sent / received (remote) |")
+print("| pair | local stream | local other | remote index (of it: layers NEW shares) | remote signatures | remote stream | remote other | sent / received (remote) |")
 print("|---|--:|--:|--:|--:|--:|--:|--:|")
 for r in rows:
     again = r["again_local"]["socket_bytes"]
     lo, re_ = r["local"], r["remote"]
     lo_other = lo["socket_bytes"] - again - lo["stream_bytes"] - lo["index_bytes"] - lo["signature_bytes"]
     re_other = re_["socket_bytes"] - again - re_["stream_bytes"] - re_["index_bytes"] - re_["signature_bytes"]
-    print("| %s | %s | %s | %s | %s | %s | %s | %s / %s |" % (
-        r["pair"], b(lo["stream_bytes"]), format(lo_other, ","), b(re_["index_bytes"]),
+    shared = sum(l["index_bytes"] or 0 for l in r.get("remote_index_by_basis_layer", []) if l["in_new"])
+    print("| %s | %s | %s | %s (%s) | %s | %s | %s | %s / %s |" % (
+        r["pair"], b(lo["stream_bytes"]), format(lo_other, ","), b(re_["index_bytes"]), b(shared),
         b(re_["signature_bytes"]), b(re_["stream_bytes"]), format(re_other, ","),
         b(re_["socket_bytes_sent"]), b(re_["socket_bytes_received"])))
 PY
 cat "$results/daemon-latest.md"
+if [ ${#failures[@]} -gt 0 ]; then
+  die "FAILED: ${failures[*]} (see the FAILED rows; logs in $work/logs with BENCH_KEEP=1)"
+fi

@@ -18,7 +18,8 @@
 #               exports its basis from its engine once, included), then again
 #               with --no-local-basis against a fresh store (REMOTE);
 #   save|zstd   `docker save NEW | zstd -19 -T2` through one TCP connection
-#               over the link into `docker load` on the site (streamed);
+#               over the link into `zstd -d | docker load` on the site
+#               (streamed; Docker 20.10's load does not read zstd itself);
 # and estimated: a registry pull = gzip bytes of the layers the site lacks
 # (deltasend's pull estimate) / 2 Mbit/s, transfer time only.
 # Prints a Markdown table and writes it to $BENCH_RESULTS/thinlink-latest.md.
@@ -85,9 +86,15 @@ site="$(in_site scripts/test-engine.sh start thin-site)"
 site_started=1
 bash scripts/make-base-image.sh "$engine" deltasync-base:busybox >&2
 
-echo "== $pair: building the pair" >&2
-read -r old new < <(bench/pairs/"$pair".sh "$engine" thin- "$work") || die "$pair: generator failed"
-[ -n "${new:-}" ] || die "$pair: generator printed no tags"
+old="thin-$pair:old" new="thin-$pair:new"
+if docker_h "$engine" image inspect "$old" "$new" >/dev/null 2>&1; then
+  echo "== $pair: $old and $new are already in the build engine" >&2
+else
+  echo "== $pair: building the pair" >&2
+  read -r old new < <(bench/pairs/"$pair".sh "$engine" thin- "$work/pair") ||
+    die "$pair: generator failed"
+  [ -n "${new:-}" ] || die "$pair: generator printed no tags"
+fi
 want="$(docker_h "$engine" image inspect -f '{{.Id}}' "$new")"
 docker_h "$engine" save "$old" | docker_h "$site" load -q >/dev/null
 site_id() { docker_h "$site" image inspect -f '{{.Id}}' "$new" 2>/dev/null || echo missing; }
@@ -99,7 +106,8 @@ bash deploy/make-certs.sh "$work/pki" --receiver-name thin-site --receiver-ip "$
 start_receiver() {
   stop_receiver
   : >"$work/deltarecvd.log"
-  in_site "$deltarecvd" --listen "$SITE_IP:7443" --cert "$work/pki/receiver.pem" \
+  # nsenter itself (not the in_site function, a subshell) so that $! is deltarecvd.
+  nsenter --net=/run/netns/ds-site "$deltarecvd" --listen "$SITE_IP:7443" --cert "$work/pki/receiver.pem" \
     --key "$work/pki/receiver.key" --ca "$work/pki/ca.pem" --store "$1" --engine "$site" \
     --log-level info >>"$work/deltarecvd.log" 2>&1 &
   recv_pid=$!
@@ -164,7 +172,7 @@ s.recv(1)
 print(n)
 PY
 rm -f "$work/listening"
-in_site bash -c "python3 '$work/recv.py' $SITE_IP 9100 '$work/listening' | $DOCKER -H '$site' load -q" \
+in_site bash -c "python3 '$work/recv.py' $SITE_IP 9100 '$work/listening' | zstd -d -q | $DOCKER -H '$site' load -q" \
   >"$work/load.out" 2>&1 &
 load_pid=$!
 for _ in $(seq 1 50); do

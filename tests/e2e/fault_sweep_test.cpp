@@ -382,15 +382,18 @@ TEST_F(FaultSweepTest, EveryCutPointResumesWithinOneSegment) {
     if (HasFatalFailure()) break;
   }
 
-  // A stall: the link stops carrying anything for 10 s; the sender gives up
-  // after its --io-timeout (3 s) with a timeout error. The rerun finds the
-  // stalled session still holding the image on the receiver, waits for it
-  // to end, then resumes.
+  // A stall: from half-way the link carries nothing (for 60 s, longer than
+  // the sender waits); the sender gives up after its --io-timeout (3 s) with
+  // a timeout error, and the link goes down without delivering what the
+  // sender's kernel still held (if the proxy resumed instead, those bytes
+  // would arrive after the sender gave up and the receiver could finish the
+  // transfer on its own; seen: the rerun then finds the image loaded). The
+  // rerun resumes from the receiver's checkpoints.
   {
     uint64_t point = total[0] / 2;
     Row row{"local", "stall", point, total[0]};
     auto proxy =
-        FaultProxy::start(port_, {FaultMode::kStall, point, std::chrono::milliseconds(10000)});
+        FaultProxy::start(port_, {FaultMode::kStall, point, std::chrono::milliseconds(60000)});
     ASSERT_TRUE(proxy);
     SendRun stalled = send_via(*proxy, false, {"--io-timeout", "3"});
     row.first_exit = stalled.exit_code;
@@ -398,8 +401,10 @@ TEST_F(FaultSweepTest, EveryCutPointResumesWithinOneSegment) {
     EXPECT_TRUE(proxy->fault_fired());
     EXPECT_NE(stalled.exit_code, 0);
     EXPECT_NE(stalled.error.find("not finished within 3 s"), std::string::npos) << stalled.error;
-    EXPECT_LT(stalled.seconds, 9.5) << "the sender must give up after its I/O timeout";
+    EXPECT_LT(stalled.seconds, 30.0) << "the sender must give up after its I/O timeout";
+    proxy.reset();  // the link goes down
     rerun_and_check(row, false, point);
+    EXPECT_GE(row.resumed, 1) << "half-way through, the rerun must resume the layer";
     rows.push_back(row);
   }
   // A reset (RST) in the middle: what had reached the receiver's socket but
