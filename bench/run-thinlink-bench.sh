@@ -196,8 +196,8 @@ for name in ("local", "remote"):
     rows.append((f"deltasend ({j['mode']})", j["socket_bytes_sent"], j["socket_bytes_received"], wall))
     pull = j["pull_estimate_bytes"]
     missing = j["missing_layer_bytes"]
-rows.append(("docker save | zstd -19 | docker load", zstd_bytes, 0, zstd_wall))
-mib = lambda b: "%.2f MiB" % (b / 1048576)
+rows.append(("docker save \\| zstd -19 \\| zstd -d \\| docker load", zstd_bytes, 0, zstd_wall))
+mib = lambda b: "%.2f MiB" % (b / 1048576) if b >= 1048576 else "%.1f KiB" % (b / 1024)
 lines = [
     f"Pair `{pair}`: {mib(missing)} of layers the site lacks; link 2 Mbit/s down, 512 kbit/s up (tbf).",
     "",

@@ -19,6 +19,9 @@ if(DELTASYNC_FUZZ)
   add_compile_options(-fsanitize=${DELTASYNC_SANITIZERS},fuzzer-no-link -fno-sanitize-recover=all
                       -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${DELTASYNC_SANITIZERS})
+  # No coverage callbacks in system headers (tests/fuzz/coverage-ignorelist.txt).
+  add_compile_options(
+    -fsanitize-coverage-ignorelist=${PROJECT_SOURCE_DIR}/tests/fuzz/coverage-ignorelist.txt)
   # Clang before 16 cannot use libstdc++'s <expected> (our Result): it reports
   # C++20 concepts as incomplete, so the header declares nothing, and it does
   # not implement conditionally trivial special members (P0848), which

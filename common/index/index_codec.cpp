@@ -87,7 +87,7 @@ Result<LayerIndex> decode_layer_index(std::string_view bytes, std::string_view w
     std::string header(raw_len, '\0');
     DS_RETURN_IF_ERROR(read_exact(in, header, what));
     MemorySource header_source(header);
-    TarEntryReader reader(header_source, std::string(what));
+    TarEntryReader reader(header_source, std::string(what), header.size());
     DS_ASSIGN_OR_RETURN(auto entry, reader.next());
     if (!entry || entry->raw_metadata != header)
       return corrupt("entry " + std::to_string(i) + ": header does not parse as one tar entry");

@@ -29,7 +29,7 @@ Result<char> read_byte(ByteSource& in) {
 // Payload size of a rebuilt header (parsed with the same code as the splitter).
 Result<uint64_t> payload_size_of(const std::string& raw_metadata) {
   MemorySource source(raw_metadata);
-  TarEntryReader reader(source, "rebuilt header");
+  TarEntryReader reader(source, "rebuilt header", raw_metadata.size());
   DS_ASSIGN_OR_RETURN(auto entry, reader.next());
   if (!entry) return make_error(ErrorCode::kCorrupt, "layer stream: rebuilt header is empty");
   return entry->size;
@@ -147,7 +147,6 @@ Result<LayerStreamDecoder::SegmentOutput> LayerStreamDecoder::decode_segment(
   HeaderCoder header_coder;
   int64_t previous_basis_entry = -1;
   int64_t previous_content = -1;
-  std::vector<char> buffer(kIoChunk);
   uint64_t entry_number = first_entry;
   bool layer_done = false;
 

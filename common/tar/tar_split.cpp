@@ -148,8 +148,8 @@ Status split_tar(ByteSource& raw_input, TarVisitor& visitor, std::string_view ar
   }
 }
 
-TarEntryReader::TarEntryReader(ByteSource& input, std::string archive_name)
-    : input_(input), name_(std::move(archive_name)) {}
+TarEntryReader::TarEntryReader(ByteSource& input, std::string archive_name, size_t buffer_bytes)
+    : input_(input, std::max<size_t>(buffer_bytes, kTarBlock)), name_(std::move(archive_name)) {}
 
 Result<std::optional<TarEntry>> TarEntryReader::next() {
   if (done_) return std::optional<TarEntry>();

@@ -40,7 +40,9 @@ Status split_tar(ByteSource& input, TarVisitor& visitor, std::string_view archiv
 // callback may read the payload (the rest is skipped for it).
 class TarEntryReader {
  public:
-  TarEntryReader(ByteSource& input, std::string archive_name);
+  // `buffer_bytes`: how much of `input` is read ahead at a time; parsers of
+  // one header in memory pass its size instead of filling 256 KiB per entry.
+  TarEntryReader(ByteSource& input, std::string archive_name, size_t buffer_bytes = 256 * 1024);
   // Returns the next entry, or nullopt at the end of the archive.
   Result<std::optional<TarEntry>> next();
   // The payload of the entry last returned by next().

@@ -19,6 +19,12 @@
 #include "tests/fuzz/fuzz_targets.h"
 
 namespace deltasync::fuzz {
+
+// Test names and failure messages show the target's name.
+void PrintTo(const Target& target, std::ostream* os) {
+  *os << target.name;
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -82,7 +88,8 @@ TEST(FuzzSupport, FramesSplitAsWritten) {
   append_frame(framed, "one");
   append_frame(framed, "");
   append_frame(framed, std::string(300, 'x'));
-  std::vector<std::string_view> frames = split_frames(framed + std::string("\0\0\0\x09" "abc", 7));
+  framed += std::string("\0\0\0\x09" "abc", 7);
+  std::vector<std::string_view> frames = split_frames(framed);
   ASSERT_EQ(4u, frames.size());
   EXPECT_EQ("one", frames[0]);
   EXPECT_EQ("", frames[1]);
