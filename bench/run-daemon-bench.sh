@@ -20,8 +20,8 @@
 #            (the site's basis index is cached on the sender, so only
 #            signatures and the stream cross): a later update from that basis.
 # Each transfer gets a fresh deltarecvd with a fresh --store and (but for
-# remote-warm) a fresh --cache-dir, and NEW is removed from the site's engine (docker rmi) before
-# it, so each one really transfers. After each, the site's engine must hold
+# remote-warm) a fresh --cache-dir, and NEW is removed from the site's
+# engine (docker rmi) before it, so each one really transfers. After each, the site's engine must hold
 # NEW with the sender's image ID. A pair whose transfer fails, or whose image
 # ID differs, gets a FAILED row (with the reason and the logs' tails on
 # stderr); the other pairs still run, and the script exits 1 at the end.

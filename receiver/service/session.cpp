@@ -132,16 +132,6 @@ class Session {
       DS_RETURN_IF_ERROR(wire_.send(inventory_frame));
       return finish_known_image(engine, hello);
     }
-    for (size_t i = choice_.engine_layers; i < chain_.size(); ++i) {
-      if (state_.store->has(chain_[i])) {
-        inventory.add_stored_layers(static_cast<uint32_t>(i));
-      } else if (auto checkpoint = state_.store->read_checkpoint(image_id_, chain_[i])) {
-        auto* partial = inventory.add_partial();
-        partial->set_target_index(static_cast<uint32_t>(i));
-        partial->set_entries_done(checkpoint->entries);
-        partial->set_tar_bytes(checkpoint->tar_bytes);
-      }
-    }
     // The basis: from the store, or exported from the engine once.
     if (!choice_.image_id.empty()) {
       auto prepared =
@@ -155,6 +145,22 @@ class Session {
       inventory.mutable_basis()->set_image_id(choice_.image_id);
       inventory.mutable_basis()->set_reference(choice_.reference);
       inventory.set_basis_config_known(basis_config_.has_value());
+    }
+    // After the basis is in the store: a target layer may be one of its
+    // layers. The sender and this session both go by this snapshot (another
+    // session may add layers to the store meanwhile).
+    for (size_t i = choice_.engine_layers; i < chain_.size(); ++i) {
+      if (state_.store->has(chain_[i])) {
+        inventory.add_stored_layers(static_cast<uint32_t>(i));
+        stored_at_inventory_.insert(chain_[i]);
+        state_.store->pin(chain_[i]);
+        pinned_.push_back(chain_[i]);
+      } else if (auto checkpoint = state_.store->read_checkpoint(image_id_, chain_[i])) {
+        auto* partial = inventory.add_partial();
+        partial->set_target_index(static_cast<uint32_t>(i));
+        partial->set_entries_done(checkpoint->entries);
+        partial->set_tar_bytes(checkpoint->tar_bytes);
+      }
     }
     DS_RETURN_IF_ERROR(wire_.send(inventory_frame));
     if (hello.dry_run()) return ok_status();
@@ -317,7 +323,7 @@ class Session {
       std::string name = "layer " + std::to_string(t + 1) + " (" + diff_id.short_str() + ")";
       state_.store->pin(diff_id);
       pinned_.push_back(diff_id);
-      if (state_.store->has(diff_id)) {
+      if (stored_at_inventory_.count(diff_id)) {
         DS_ASSIGN_OR_RETURN(StoredLayer stored, state_.store->open_layer(diff_id));
         decoder_->register_entries(*stored.index, stored.fd.get(), 0, stored.index->entries.size());
         ++layers_from_store_;
@@ -508,6 +514,7 @@ class Session {
   std::vector<StoredLayer> kept_layers_;
   std::vector<UniqueFd> kept_fds_;
   std::vector<Digest> pinned_;
+  std::set<Digest> stored_at_inventory_;
   std::unique_ptr<Basis> basis_;
   LayerFiles basis_files_;
   std::unique_ptr<LayerStreamDecoder> decoder_;

@@ -1,8 +1,7 @@
 // The libFuzzer entry point of one fuzz executable: DELTASYNC_FUZZ_ENTRY
 // names the target function (tests/fuzz/CMakeLists.txt compiles this file
 // once per target).
-#include <spdlog/spdlog.h>
-
+#include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/fuzz_targets.h"
 
 #ifndef DELTASYNC_FUZZ_ENTRY
@@ -10,8 +9,7 @@
 #endif
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // Refused inputs are the normal case; do not log each one.
-  spdlog::set_level(spdlog::level::off);
+  deltasync::fuzz::quiet_logs();
   return 0;
 }
 

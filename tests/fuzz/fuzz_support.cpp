@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <google/protobuf/stubs/logging.h>
+#include <spdlog/spdlog.h>
+
 #include "common/crypto/digest.h"
 #include "tests/fuzz/fuzz_targets.h"
 
@@ -22,6 +25,11 @@ void violation(std::string_view target, const std::string& what) {
                target.data(), what.c_str());
   std::fflush(stderr);
   std::abort();
+}
+
+void quiet_logs() {
+  spdlog::set_level(spdlog::level::off);
+  google::protobuf::SetLogHandler(nullptr);
 }
 
 uint8_t InputReader::byte() {

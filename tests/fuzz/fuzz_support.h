@@ -25,6 +25,10 @@ namespace deltasync::fuzz {
 // keeps the input; the replay test then dies too.
 [[noreturn]] void violation(std::string_view target, const std::string& what);
 
+// Refused inputs are the normal case: silences spdlog and protobuf's log
+// (which reports every string field that is not UTF-8).
+void quiet_logs();
+
 // Reads the fuzz input front to back; past the end every read yields zeros.
 class InputReader {
  public:

@@ -13,7 +13,6 @@
 #include <iterator>
 
 #include <gtest/gtest.h>
-#include <spdlog/spdlog.h>
 
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/fuzz_targets.h"
@@ -59,7 +58,7 @@ size_t replay(const Target& target, const std::vector<fs::path>& files) {
 
 class FuzzReplay : public ::testing::TestWithParam<Target> {
  protected:
-  void SetUp() override { spdlog::set_level(spdlog::level::off); }
+  void SetUp() override { quiet_logs(); }
 };
 
 TEST_P(FuzzReplay, SeedCorpus) {
