@@ -219,6 +219,7 @@ class Session {
       DS_RETURN_IF_ERROR(engine.tag_image(image_id_.str(), tag));
     tags_.assign(commit_frame.commit().target().tags().begin(),
                  commit_frame.commit().target().tags().end());
+    state_.store->drop_partial(image_id_);  // left by a session killed after its load
     spdlog::info("{}{} is already loaded; tags applied", log_prefix_, target_name());
     state_.record_transfer(target_name() + " from " + channel_.peer_name() +
                            ": already loaded, tags applied");

@@ -194,10 +194,10 @@ TEST_F(DaemonTransferTest, LocalAndRemoteBasisLoadTheSameImage) {
   EXPECT_LT(local_bytes, 14u << 20);
 
   // deltasend status: the site lists the image and the transfer.
-  auto status = run_command({DELTASEND_BINARY, "status", "--to", "127.0.0.1:" + port_, "--cert",
-                             pki("sender-build-1.pem").string(), "--key",
-                             pki("sender-build-1.key").string(), "--ca", pki("ca.pem").string(),
-                             "--json"});
+  auto status =
+      run_command({DELTASEND_BINARY, "status", "--to", "127.0.0.1:" + port_, "--cert",
+                   pki("sender-build-1.pem").string(), "--key", pki("sender-build-1.key").string(),
+                   "--ca", pki("ca.pem").string(), "--json"});
   ASSERT_TRUE(status.ok()) << status.error_output;
   auto status_json = nlohmann::json::parse(status.output, nullptr, false);
   ASSERT_FALSE(status_json.is_discarded()) << status.output;
@@ -290,11 +290,18 @@ TEST_F(DaemonTransferTest, ResumesAfterTheSenderOrTheReceiverIsKilled) {
       sender->stop(SIGKILL);
       start_receiver(store);
     }
+    // On a starved machine the kill can come after the site loaded the
+    // image; then there is nothing to resume (but nothing may be left over).
+    bool loaded_before_kill = image_id_of(receiver_engine(), target_id_) == target_id_;
     auto resumed = send(slow);
     EXPECT_EQ(resumed["image_id"], target_id_);
-    EXPECT_GE(resumed["layers_resumed"].get<int>(), 1) << resumed.dump();
     expect_site_has_target();
-    EXPECT_NE(receiver_->log().find("resuming at entry"), std::string::npos);
+    if (!loaded_before_kill) {
+      EXPECT_GE(resumed["layers_resumed"].get<int>(), 1) << resumed.dump();
+      EXPECT_NE(receiver_->log().find("resuming at entry"), std::string::npos);
+    } else {
+      std::printf("round %d: the kill came after the load; resume not exercised\n", round);
+    }
     // Nothing half-done is kept once the image is loaded.
     EXPECT_TRUE(fs::is_empty(store / "partial"));
     EXPECT_TRUE(fs::is_empty(store / "tmp"));
