@@ -297,8 +297,10 @@ class Session {
       DS_ASSIGN_OR_RETURN(
           std::string signature,
           rsync_signature(source, choose_signature_params(c.size, item.target_size())));
-      signature_bytes_ += signature.size();
-      std::string_view rest = signature;
+      // Signatures of repetitive files (zero-filled, sparse) compress a lot.
+      DS_ASSIGN_OR_RETURN(std::string packed, zstd_compress(signature, 3));
+      signature_bytes_ += packed.size();
+      std::string_view rest = packed;
       do {
         wire::SessionFrame frame;
         auto* chunk = frame.mutable_signature_chunk();

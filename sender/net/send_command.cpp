@@ -13,6 +13,7 @@
 //   5. Commit with the config; wait for the site's verified load.
 #include "sender/net/send_command.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -268,6 +269,14 @@ Result<SendSummary> run_send_command(const SendCommandOptions& options) {
     fs::create_directories(cache / "index", ec);
     received_indexes.resize(basis_chain.size());
     for (size_t i = 0; i < basis_chain.size(); ++i) {
+      // A basis layer that is also one of the image's layers is indexed here.
+      if (auto same = std::find(chain.begin(), chain.end(), basis_chain[i]); same != chain.end()) {
+        auto own = workspace->add_from_image(*target, static_cast<size_t>(same - chain.begin()));
+        if (own) {
+          received_indexes[i] = std::make_unique<LayerIndex>(**own);
+          continue;
+        }
+      }
       auto path =
           cache / "index" / (basis_chain[i].hex() + "-" + std::to_string(digest_bytes) + ".idx");
       auto bytes = read_small_file(path, size_t{1} << 30);
@@ -360,7 +369,16 @@ Result<SendSummary> run_send_command(const SendCommandOptions& options) {
             return make_error(ErrorCode::kProtocol,
                               "expected signatures, receiver sent " +
                                   std::string(frame_kind_name(frame.kind_case())));
-          signatures.map()[frame.signature_chunk().content_id()] += frame.signature_chunk().data();
+          std::string& packed = signatures.map()[frame.signature_chunk().content_id()];
+          if (packed.size() + frame.signature_chunk().data().size() > (size_t{1} << 30))
+            return make_error(ErrorCode::kProtocol, "receiver's signature is too large");
+          packed += frame.signature_chunk().data();
+        }
+        // Each arrives zstd-compressed.
+        for (auto& [content_id, bytes] : signatures.map()) {
+          DS_ASSIGN_OR_RETURN(
+              bytes, with_context(zstd_decompress(bytes, size_t{1} << 30),
+                                  "signature of basis content " + std::to_string(content_id)));
         }
       }
     }
