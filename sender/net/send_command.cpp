@@ -143,7 +143,17 @@ Result<SendSummary> run_send_command(const SendCommandOptions& options) {
   DS_ASSIGN_OR_RETURN(Effort effort, parse_effort(options.effort));
   DS_ASSIGN_OR_RETURN(auto host_port, parse_host_port(options.to, 7443));
 
+  // Phase lines on stderr (plain, one per step; --quiet and --json omit them).
+  const bool narrate = !options.quiet && !options.json;
+  auto phase = [&](const std::string& text) {
+    if (narrate) {
+      double at = std::chrono::duration<double>(Clock::now() - started).count();
+      std::fprintf(stderr, "[%6.1fs] %s\n", at, text.c_str());
+    }
+  };
+
   // 1. The image, then the connection.
+  phase("exporting " + options.image);
   ImageOpener opener(options.engine);
   DS_ASSIGN_OR_RETURN(auto target, opener.open(options.image));
   const ImageInfo& info = target->info();
@@ -155,11 +165,12 @@ Result<SendSummary> run_send_command(const SendCommandOptions& options) {
   client.host = host_port.first;
   client.port = host_port.second;
   client.limits.io_timeout = options.io_timeout;
+  phase("connecting to " + options.to);
   DS_ASSIGN_OR_RETURN(auto channel, connect_channel(client));
   WireChannel wire(*channel);
   wire.on_progress([&](const wire::Progress& progress) {
-    if (!options.quiet && !options.json)
-      std::fprintf(stderr, "site: %s %s\n", progress.phase().c_str(), progress.detail().c_str());
+    phase("site: " + progress.phase() +
+          (progress.detail().empty() ? std::string() : " " + progress.detail()));
   });
   auto finish_summary = [&] {
     summary.socket_bytes_sent = channel->socket_bytes_sent();
@@ -292,6 +303,8 @@ Result<SendSummary> run_send_command(const SendCommandOptions& options) {
   }
   for (uint32_t t : stream_set) plan.add_layers(t);
   DS_RETURN_IF_ERROR(wire.send(plan_frame));
+  phase(std::string(local ? "basis held here" : "basis held only by the site") +
+        (basis_chain.empty() ? " (none)" : ": " + inventory.basis().reference()));
   if (!local) {
     for (uint32_t position : plan.index_layers()) {
       std::string bytes;
@@ -352,6 +365,7 @@ Result<SendSummary> run_send_command(const SendCommandOptions& options) {
     encoder.skip_entries(index, 0, first);
     if (!local) {
       signatures.map().clear();
+      phase("asking the site for signatures (layer " + std::to_string(t + 1) + ")");
       auto candidates = encoder.delta_candidates(index, first);
       if (!candidates.empty()) {
         wire::SessionFrame request;
@@ -382,6 +396,9 @@ Result<SendSummary> run_send_command(const SendCommandOptions& options) {
         }
       }
     }
+    phase("sending layer " + std::to_string(t + 1) + "/" + std::to_string(chain.size()) + " (" +
+          chain[t].short_str() + (first > 0 ? ", resuming at entry " + std::to_string(first) : "") +
+          ")");
     WireSegmentSink sink(wire, t);
     LayerStreamStats stats;
     DS_RETURN_IF_ERROR(
@@ -405,6 +422,7 @@ Result<SendSummary> run_send_command(const SendCommandOptions& options) {
     DS_ASSIGN_OR_RETURN(std::string packed, zstd_compress(info.config_bytes, 19));
     commit_target.set_config_zstd(packed);
   }
+  phase("verifying and loading on the site");
   DS_RETURN_IF_ERROR(wire.send(commit_frame));
   DS_RETURN_IF_ERROR(await_result());
   finish_summary();
