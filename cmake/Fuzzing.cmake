@@ -19,7 +19,7 @@ if(DELTASYNC_FUZZ)
   add_compile_options(-fsanitize=${DELTASYNC_SANITIZERS},fuzzer-no-link -fno-sanitize-recover=all
                       -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${DELTASYNC_SANITIZERS})
-  # No coverage callbacks in system headers (tests/fuzz/coverage-ignorelist.txt).
+  # No coverage callbacks in the standard library (tests/fuzz/coverage-ignorelist.txt).
   add_compile_options(
     -fsanitize-coverage-ignorelist=${PROJECT_SOURCE_DIR}/tests/fuzz/coverage-ignorelist.txt)
   # Clang before 16 cannot use libstdc++'s <expected> (our Result): it reports

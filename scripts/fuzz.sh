@@ -103,7 +103,10 @@ for t in "${selected[@]}"; do
     runs[$t]=$(sed -E 's/^#([0-9]+).*/\1/' <<<"$last")
     rate[$t]=$(grep -oE 'exec/s:? [0-9]+' <<<"$last" | grep -oE '[0-9]+' || echo 0)
   fi
-  corpus[$t]=$(find "$corpus_dir" -maxdepth 1 -type f | wc -l)
+  # Corpus: libFuzzer's count of distinct inputs at the end (the directory
+  # also keeps inputs that later ones replaced).
+  corpus[$t]=$(grep -oE 'corp: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || true)
+  [[ -n "${corpus[$t]}" ]] || corpus[$t]=$(find "$corpus_dir" -maxdepth 1 -type f | wc -l)
   after=$(find "$findings" -maxdepth 1 -type f | wc -l)
   found[$t]=$((after - before))
   if [[ $rc -ne 0 || ${found[$t]} -gt 0 ]]; then

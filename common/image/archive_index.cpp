@@ -194,10 +194,12 @@ Status TarMembers::index(const TarIndexLimits& limits) {
     }
     const TarEntry& entry = **next;
     uint64_t payload = pos + reader.offset();
-    if (payload + entry.size > file_size_bytes) {
+    // payload <= file size (its header was read from the file); a size near
+    // 2^64 (base-256) must not wrap a sum below the file size.
+    if (entry.size > file_size_bytes - payload) {
       return make_error(ErrorCode::kCorrupt,
                         "the archive is truncated: member '" + entry.path + "' needs " +
-                            std::to_string(payload + entry.size - file_size_bytes) +
+                            std::to_string(entry.size - (file_size_bytes - payload)) +
                             " more bytes than the file has; copy or export it again");
     }
     if (++count > limits.max_members) {

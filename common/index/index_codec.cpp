@@ -101,8 +101,11 @@ Result<LayerIndex> decode_layer_index(std::string_view bytes, std::string_view w
     } else if (r.kind == FileKind::kRegular || r.kind == FileKind::kOther) {
       r.digest = truncate_digest(Digest::of(""), digest_bytes);
     }
+    // Sizes reach 2^64 - 1 (base-256): compare without overflowing.
+    if (r.size > index.tar_size || r.payload_offset > index.tar_size - r.size ||
+        tar_padding(r.size) > index.tar_size - r.payload_offset - r.size)
+      return corrupt("entries run past the layer's size");
     offset = r.payload_offset + r.size + tar_padding(r.size);
-    if (offset > index.tar_size) return corrupt("entries run past the layer's size");
     index.entries.push_back(std::move(r));
   }
   char probe;

@@ -217,8 +217,10 @@ Result<LayerStreamDecoder::SegmentOutput> LayerStreamDecoder::decode_segment(
           header, with_context(header_coder.decode(basis_record->raw_metadata, view), name));
     } else if (tag == 0x02) {
       DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in, name));
-      int64_t id = previous_basis_entry + 1 + unzigzag(delta);
-      if (id < 0 || static_cast<uint64_t>(id) >= im.basis.entries().size())
+      // The delta comes from the stream: the sum must not overflow.
+      int64_t id = 0;
+      if (__builtin_add_overflow(previous_basis_entry + 1, unzigzag(delta), &id) || id < 0 ||
+          static_cast<uint64_t>(id) >= im.basis.entries().size())
         return fail("basis entry out of range");
       previous_basis_entry = id;
       basis_record = im.basis.entries()[id];
@@ -248,8 +250,9 @@ Result<LayerStreamDecoder::SegmentOutput> LayerStreamDecoder::decode_segment(
         }
         case 'C': {
           DS_ASSIGN_OR_RETURN(uint64_t delta, read_varint(in, name));
-          int64_t content = previous_content + 1 + unzigzag(delta);
-          if (content < 0 || static_cast<uint64_t>(content) >= im.basis.contents().size()) {
+          int64_t content = 0;
+          if (__builtin_add_overflow(previous_content + 1, unzigzag(delta), &content) ||
+              content < 0 || static_cast<uint64_t>(content) >= im.basis.contents().size()) {
             return fail("basis content out of range");
           }
           previous_content = content;

@@ -55,7 +55,7 @@ class WireChannel {
   Result<std::string> receive_frame();
   const std::string& peer_address() const;
 
-  FrameChannel* channel_ = nullptr;      // one of these two is set
+  FrameChannel* channel_ = nullptr;  // one of these two is set
   FrameTransport* transport_ = nullptr;
   std::function<void(const wire::Progress&)> progress_;
 };

@@ -1,7 +1,9 @@
 #include "common/tar/tar_entry.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <limits>
 
 namespace deltasync {
 
@@ -168,7 +170,13 @@ Result<uint64_t> pax_number(const std::string& value, std::string_view key) {
     return make_error(ErrorCode::kCorrupt,
                       "tar: PAX " + std::string(key) + " '" + value + "' is not a number");
   }
-  return std::stoull(value);
+  // 20 digits may exceed 64 bits (std::stoull would throw).
+  uint64_t number = 0;
+  if (std::from_chars(value.data(), value.data() + value.size(), number).ec != std::errc()) {
+    return make_error(ErrorCode::kCorrupt,
+                      "tar: PAX " + std::string(key) + " '" + value + "' does not fit 64 bits");
+  }
+  return number;
 }
 }  // namespace
 
@@ -189,6 +197,8 @@ Status apply_pax_records(const std::map<std::string, std::string>& records, TarE
       std::string whole = value.substr(0, value.find('.'));
       bool negative = !whole.empty() && whole[0] == '-';
       DS_ASSIGN_OR_RETURN(uint64_t seconds, pax_number(negative ? whole.substr(1) : whole, key));
+      if (seconds > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        return make_error(ErrorCode::kCorrupt, "tar: PAX mtime '" + value + "' is out of range");
       entry.mtime = negative ? -static_cast<int64_t>(seconds) : static_cast<int64_t>(seconds);
     } else if (key == "uname") {
       entry.uname = value;

@@ -45,8 +45,8 @@ int fuzz_bundle_reader(const uint8_t* data, size_t size) {
   if (!(*reader)->verify()) return 0;
   const wire::BundleHeader& header = (*reader)->header();
   if (header.format_version() != kBundleFormatVersion)
-    violation(kTarget, "verify() accepted format version " +
-                           std::to_string(header.format_version()));
+    violation(kTarget,
+              "verify() accepted format version " + std::to_string(header.format_version()));
   (void)header.SerializeAsString();
   std::string buffer(64 << 10, '\0');
   for (int layer = 0; layer < kMaxLayers; ++layer) {

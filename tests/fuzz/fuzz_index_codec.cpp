@@ -28,11 +28,10 @@ bool same_record(const FileRecord& a, const FileRecord& b) {
   // Digests of empty files are not stored: they decode as the (possibly
   // truncated) digest of nothing, and the round trip uses 32-byte digests.
   return a.path == b.path && a.kind == b.kind && a.size == b.size &&
-         (a.size == 0 || a.digest == b.digest) &&
-         a.link_target == b.link_target && a.mode == b.mode && a.uid == b.uid && a.gid == b.gid &&
-         a.mtime == b.mtime && a.mtime_text == b.mtime_text && a.xattrs == b.xattrs &&
-         a.entry_index == b.entry_index && a.payload_offset == b.payload_offset &&
-         a.raw_metadata == b.raw_metadata;
+         (a.size == 0 || a.digest == b.digest) && a.link_target == b.link_target &&
+         a.mode == b.mode && a.uid == b.uid && a.gid == b.gid && a.mtime == b.mtime &&
+         a.mtime_text == b.mtime_text && a.xattrs == b.xattrs && a.entry_index == b.entry_index &&
+         a.payload_offset == b.payload_offset && a.raw_metadata == b.raw_metadata;
 }
 
 }  // namespace

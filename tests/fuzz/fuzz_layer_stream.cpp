@@ -13,9 +13,14 @@
 //   mode & 1 == 1: stream is u32 big-endian-prefixed segments, through
 //                  decode_segment() one after the other on one writer (a
 //                  network transfer), until one says the layer is done
+//   mode & 2 == 2: the stream (each segment) is the plain records; the target
+//                  compresses them with the basis dictionary as the encoder
+//                  does. Compressed streams carry a checksum, so mutations of
+//                  them rarely get past zstd; this mode fuzzes the records.
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/codec/compression.h"
 #include "common/crypto/digest.h"
 #include "common/layerstream/layer_stream.h"
 #include "tests/fuzz/fuzz_support.h"
@@ -38,6 +43,14 @@ std::string file_contents(int fd, uint64_t size) {
   return out;
 }
 
+// The records compressed as the encoder does (zstd, basis headers as prefix).
+std::string compress_records(std::string_view records, const Basis& basis) {
+  StringSink out;
+  auto zstd = make_zstd_prefix_sink(out, basis.dictionary(), ZstdPrefixOptions{.level = 1});
+  if (!zstd->write(records) || !zstd->finish()) violation(kTarget, "cannot compress records");
+  return std::move(out.data());
+}
+
 }  // namespace
 
 int fuzz_layer_stream(const uint8_t* data, size_t size) {
@@ -49,8 +62,10 @@ int fuzz_layer_stream(const uint8_t* data, size_t size) {
   limits.max_layer_bytes = kMaxRebuiltLayer;
   LayerStreamDecoder decoder(*basis.basis, basis.files, limits);
 
+  const bool plain = (mode & 2) != 0;
   if ((mode & 1) == 0) {
-    MemorySource stream(in.rest());
+    std::string compressed = plain ? compress_records(in.rest(), *basis.basis) : std::string();
+    MemorySource stream(plain ? std::string_view(compressed) : in.rest());
     auto decoded = decoder.decode(stream, out.fd(), "fuzz layer");
     const uint64_t written = out.size();
     if (written > kMaxRebuiltLayer)
@@ -69,7 +84,8 @@ int fuzz_layer_stream(const uint8_t* data, size_t size) {
   uint64_t entries = 0;
   bool done = false;
   for (std::string_view segment : split_frames(in.rest())) {
-    MemorySource stream(segment);
+    std::string compressed = plain ? compress_records(segment, *basis.basis) : std::string();
+    MemorySource stream(plain ? std::string_view(compressed) : segment);
     auto decoded = decoder.decode_segment(stream, **writer, entries, "fuzz segment");
     if (!decoded) break;
     entries += decoded->entries;

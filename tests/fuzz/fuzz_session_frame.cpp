@@ -31,11 +31,12 @@ constexpr std::string_view kTarget = "session_frame";
 using Kind = wire::SessionFrame::KindCase;
 
 constexpr std::array<Kind, 17> kKinds{
-    Kind::KIND_NOT_SET,      Kind::kHello,          Kind::kInventory,     Kind::kPlan,
-    Kind::kIndexChunk,       Kind::kSignatureRequest, Kind::kSignatureChunk, Kind::kSignaturesDone,
-    Kind::kSegmentBegin,     Kind::kData,           Kind::kSegmentEnd,    Kind::kCommit,
-    Kind::kResult,           Kind::kError,          Kind::kProgress,      Kind::kStatusRequest,
-    Kind::kStatusReply};
+    Kind::KIND_NOT_SET,    Kind::kHello,          Kind::kInventory,
+    Kind::kPlan,           Kind::kIndexChunk,     Kind::kSignatureRequest,
+    Kind::kSignatureChunk, Kind::kSignaturesDone, Kind::kSegmentBegin,
+    Kind::kData,           Kind::kSegmentEnd,     Kind::kCommit,
+    Kind::kResult,         Kind::kError,          Kind::kProgress,
+    Kind::kStatusRequest,  Kind::kStatusReply};
 
 // Frames from memory, as a FrameChannel would deliver them: a frame over
 // the limit is kProtocol, the end of the input is the peer closing.
@@ -123,8 +124,8 @@ void check_received(const Result<wire::SessionFrame>& got, std::string_view byte
       violation(kTarget, "a SessionError's code came back as " +
                              std::string(error_code_name(got.error().code())));
   } else if (got.error().code() != ErrorCode::kProtocol) {
-    violation(kTarget, "a malformed frame gave " + std::string(error_code_name(got.error().code())) +
-                           ", not kProtocol");
+    violation(kTarget, "a malformed frame gave " +
+                           std::string(error_code_name(got.error().code())) + ", not kProtocol");
   }
 }
 
@@ -171,8 +172,7 @@ void run_expect(const std::vector<std::string_view>& frames, Kind kind) {
   }
 }
 
-void run_data_source(const std::vector<std::string_view>& frames, size_t first,
-                     size_t read_size) {
+void run_data_source(const std::vector<std::string_view>& frames, size_t first, size_t read_size) {
   MemoryTransport transport(frames);
   WireChannel wire(transport);
   if (first > 0) {

@@ -63,7 +63,8 @@ std::vector<std::string_view> split_frames(std::string_view data) {
 
 void append_frame(std::string& out, std::string_view frame) {
   auto n = static_cast<uint32_t>(frame.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((n >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((n >> shift) & 0xff));
   out.append(frame);
 }
 

@@ -88,6 +88,6 @@ const std::string& block_delta_basis();
 
 // Limits the targets give the decoders, and check they were kept.
 constexpr uint64_t kMaxRebuiltLayer = 8 << 20;  // fuzz_layer_stream
-constexpr uint64_t kMaxLayerRead = 16 << 20;    // fuzz_archive_reader / bundle: bytes read per layer
+constexpr uint64_t kMaxLayerRead = 16 << 20;  // fuzz_archive_reader / bundle: bytes read per layer
 
 }  // namespace deltasync::fuzz

@@ -44,8 +44,7 @@ class CheckingVisitor final : public TarVisitor {
     return writer_.on_payload(chunk);
   }
   Status on_entry_end(std::string_view padding) override {
-    if (!in_entry_ || payload_left_ != 0)
-      violation(kTarget, "entry ended before its payload did");
+    if (!in_entry_ || payload_left_ != 0) violation(kTarget, "entry ended before its payload did");
     if ((reported_ + padding.size()) % kTarBlock != 0)
       violation(kTarget, "the padding does not end on a block boundary");
     in_entry_ = false;
@@ -103,8 +102,9 @@ int fuzz_tar_split(const uint8_t* data, size_t size) {
   TarEntryReader reader(again, "fuzz.tar", 4096);  // other read boundaries than split_tar's
   for (size_t i = 0;; ++i) {
     auto entry = reader.next();
-    if (!entry) violation(kTarget, "TarEntryReader fails where split_tar did not: " +
-                                       entry.error().message());
+    if (!entry)
+      violation(kTarget,
+                "TarEntryReader fails where split_tar did not: " + entry.error().message());
     if (!*entry) {
       if (i != visitor.entries().size())
         violation(kTarget, "TarEntryReader saw " + std::to_string(i) + " entries, split_tar " +

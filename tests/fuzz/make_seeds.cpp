@@ -156,11 +156,13 @@ void tar_seeds(Seeds& seeds, const fs::path& work) {
       {"v7", "--format=v7 " + kTarOptions, &short_tree},
       {"gnu-tight", "--format=gnu --record-size=512 " + kTarOptions, &short_tree},
       // uid/gid beyond 8 octal digits: base-256 numbers (gnu), PAX records (posix).
-      {"gnu-bigid", "--format=gnu --sort=name --owner=4000000000 --group=3000000000 "
-                    "--mtime='2024-01-01 00:00:00Z'",
+      {"gnu-bigid",
+       "--format=gnu --sort=name --owner=4000000000 --group=3000000000 "
+       "--mtime='2024-01-01 00:00:00Z'",
        &short_tree},
-      {"posix-bigid", "--format=posix --sort=name --owner=4000000000 --group=3000000000 "
-                      "--mtime='2024-01-01 00:00:00Z'",
+      {"posix-bigid",
+       "--format=posix --sort=name --owner=4000000000 --group=3000000000 "
+       "--mtime='2024-01-01 00:00:00Z'",
        &short_tree},
   };
   for (const Variant& v : variants) {
@@ -179,8 +181,8 @@ void tar_seeds(Seeds& seeds, const fs::path& work) {
   spec.path = "a/" + std::string(120, 'p') + "/file";
   spec.size = 3;
   spec.pax["SCHILY.xattr.user.test"] = "value";
-  std::string built = build_tar_header(spec) + "abc" + std::string(509, '\0') +
-                      std::string(2 * kTarBlock, '\0');
+  std::string built =
+      build_tar_header(spec) + "abc" + std::string(509, '\0') + std::string(2 * kTarBlock, '\0');
   seeds.add("tar_split", "built-pax-xattr.tar", "", built);
 }
 
@@ -207,8 +209,8 @@ class AllSignatures final : public BasisSignatures {
     for (uint32_t id = 0; id < basis.basis->contents().size(); ++id) {
       const BasisContent& c = basis.basis->contents()[id];
       FileSource range(basis.files.fds[c.layer], c.payload_offset, c.size, "basis");
-      signatures_[id] = check(rsync_signature(range, choose_signature_params(c.size, c.size)),
-                              "rsync signature");
+      signatures_[id] =
+          check(rsync_signature(range, choose_signature_params(c.size, c.size)), "rsync signature");
     }
   }
   const std::string* find(uint32_t content_id) const override {
@@ -271,9 +273,10 @@ std::vector<Layer> make_target_layers(const fs::path& work) {
   // Layer B: the basis files unchanged but rebuilt a year later (mtime-only),
   // in PAX format.
   fs::path b = work / "target-b.tar";
-  shell("tar --format=posix --pax-option=delete=atime,delete=ctime --sort=name --owner=0 "
-        "--group=0 --numeric-owner --mtime='2025-01-01 00:00:00Z' -C " +
-        root.string() + " -cf " + b.string() + " app/lib app/etc app/data");
+  shell(
+      "tar --format=posix --pax-option=delete=atime,delete=ctime --sort=name --owner=0 "
+      "--group=0 --numeric-owner --mtime='2025-01-01 00:00:00Z' -C " +
+      root.string() + " -cf " + b.string() + " app/lib app/etc app/data");
   layers.push_back(index_layer(b));
   return layers;
 }
@@ -312,10 +315,10 @@ std::string hand_made_z_stream(const LayerBasis& basis) {
   put_varint(records, static_cast<uint64_t>(content));
   put_varint(records, delta.data().size());
   records += delta.data();
-  records.push_back('\0');       // zero padding
-  records.push_back('\x10');     // end-of-archive zeros
+  records.push_back('\0');    // zero padding
+  records.push_back('\x10');  // end-of-archive zeros
   put_varint(records, 2 * kTarBlock);
-  records.push_back('\x12');     // layer done
+  records.push_back('\x12');  // layer done
   StringSink out;
   auto zstd = make_zstd_prefix_sink(out, basis.basis->dictionary(), ZstdPrefixOptions{});
   check(zstd->write(records), "compress");
@@ -324,6 +327,12 @@ std::string hand_made_z_stream(const LayerBasis& basis) {
 }
 
 std::string first_layer_stream;  // for the bundle and session seeds
+
+// A stream's records before compression (fuzz_layer_stream's mode 2).
+std::string plain_records(std::string_view stream) {
+  return check(zstd_decompress_with_prefix(stream, layer_basis().basis->dictionary(), 64 << 20),
+               "decompress layer stream");
+}
 
 void layer_stream_seeds(Seeds& seeds, const fs::path& work) {
   const LayerBasis& basis = layer_basis();
@@ -339,6 +348,7 @@ void layer_stream_seeds(Seeds& seeds, const fs::path& work) {
       check(encoder.encode(layer.index, layer.fd.get(), stream, stats), "encode");
       std::string name = "layer-" + tag + "-" + std::string(effort_name(effort));
       seeds.add("layer_stream", name, "\x00"sv, stream.data());
+      seeds.add("layer_stream", name + "-plain", "\x02"sv, plain_records(stream.data()));
       if (first_layer_stream.empty()) first_layer_stream = stream.data();
     }
     // Network mode: librsync deltas against the receiver's signatures ('R').
@@ -357,12 +367,18 @@ void layer_stream_seeds(Seeds& seeds, const fs::path& work) {
       LayerStreamStats stats;
       check(encoder.encode_segments(layer.index, layer.fd.get(), 0, 1024, segments, stats),
             "encode segments");
-      std::string framed;
-      for (const std::string& s : segments.segments) append_frame(framed, s);
+      std::string framed, framed_plain;
+      for (const std::string& s : segments.segments) {
+        append_frame(framed, s);
+        append_frame(framed_plain, plain_records(s));
+      }
       seeds.add("layer_stream", "layer-" + tag + "-segments", "\x01"sv, framed);
+      seeds.add("layer_stream", "layer-" + tag + "-segments-plain", "\x03"sv, framed_plain);
     }
   }
-  seeds.add("layer_stream", "hand-made-z", "\x00"sv, hand_made_z_stream(basis));
+  std::string z = hand_made_z_stream(basis);
+  seeds.add("layer_stream", "hand-made-z", "\x00"sv, z);
+  seeds.add("layer_stream", "hand-made-z-plain", "\x02"sv, plain_records(z));
 }
 
 // ---- block deltas --------------------------------------------------------------
@@ -522,15 +538,15 @@ void archive_seeds(Seeds& seeds, const fs::path& work) {
       config_d.str() + R"(","size":)" + std::to_string(config.size()) +
       R"(},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
       gz_d.str() + R"(","size":)" + std::to_string(gz.size()) +
-      R"(},{"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd","digest":")" +
-      zst_d.str() + R"(","size":)" + std::to_string(zst.size()) + "}]}";
+      R"(},{"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd","digest":")" + zst_d.str() +
+      R"(","size":)" + std::to_string(zst.size()) + "}]}";
   Digest manifest_d = blob(manifest);
   write_file(oci / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
   write_file(oci / "index.json",
              R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
              R"("manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
-             R"("digest":")" + manifest_d.str() + R"(","size":)" +
-                 std::to_string(manifest.size()) +
+             R"("digest":")" +
+                 manifest_d.str() + R"(","size":)" + std::to_string(manifest.size()) +
                  R"(,"annotations":{"org.opencontainers.image.ref.name":"1.0",)"
                  R"("io.containerd.image.name":"app:1.0"}}]})");
   fs::path oci_tar = work / "oci.tar";
@@ -683,10 +699,10 @@ void session_seeds(Seeds& seeds) {
   }
 
   std::vector<std::string> everything{
-      frame_bytes(hello),      frame_bytes(inventory),     frame_bytes(plan),
-      frame_bytes(index_chunk), frame_bytes(sig_request),  frame_bytes(sig_chunk),
-      frame_bytes(sigs_done),  frame_bytes(segment_begin), frame_bytes(progress),
-      frame_bytes(segment_end), frame_bytes(commit),       frame_bytes(result),
+      frame_bytes(hello),          frame_bytes(inventory),     frame_bytes(plan),
+      frame_bytes(index_chunk),    frame_bytes(sig_request),   frame_bytes(sig_chunk),
+      frame_bytes(sigs_done),      frame_bytes(segment_begin), frame_bytes(progress),
+      frame_bytes(segment_end),    frame_bytes(commit),        frame_bytes(result),
       frame_bytes(status_request), frame_bytes(status_reply)};
   std::vector<std::string> segment{frame_bytes(segment_begin)};
   for (size_t i = 0; i < data_transport.frames.size(); ++i) {
@@ -701,8 +717,7 @@ void session_seeds(Seeds& seeds) {
   // expect(kind): selector = mode 1 | kind index << 2 (see kKinds).
   seeds.add("session_frame", "expect-plan", std::string{static_cast<char>(1 | (3 << 2)), '\0'},
             framed({frame_bytes(progress), frame_bytes(progress), frame_bytes(plan)}));
-  seeds.add("session_frame", "expect-commit",
-            std::string{static_cast<char>(1 | (11 << 2)), '\0'},
+  seeds.add("session_frame", "expect-commit", std::string{static_cast<char>(1 | (11 << 2)), '\0'},
             framed({frame_bytes(progress), frame_bytes(commit)}));
   seeds.add("session_frame", "expect-inventory-gets-error",
             std::string{static_cast<char>(1 | (2 << 2)), '\0'}, framed(error_transport.frames));

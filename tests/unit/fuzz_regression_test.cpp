@@ -87,7 +87,10 @@ TEST(FuzzSupport, FramesSplitAsWritten) {
   append_frame(framed, "one");
   append_frame(framed, "");
   append_frame(framed, std::string(300, 'x'));
-  framed += std::string("\0\0\0\x09" "abc", 7);
+  framed += std::string(
+      "\0\0\0\x09"
+      "abc",
+      7);
   std::vector<std::string_view> frames = split_frames(framed);
   ASSERT_EQ(4u, frames.size());
   EXPECT_EQ("one", frames[0]);
