@@ -9,7 +9,11 @@
 #   /lib/systemd/system/deltarecvd.service     not /usr/lib: bookworm packages keep units in /lib
 #   /etc/deltasync/deltarecvd.conf, deltasend.conf   conffiles (dpkg keeps local edits)
 #   /usr/share/deltasync/make-certs.sh
-#   /usr/share/doc/deltasync/                   deploy.md, README.md, bundle-format.md
+#   /usr/share/doc/deltasync/                   deploy.md, README.md, bundle-format.md,
+#                                               protocol.md, diff-image.md
+#   /usr/share/bash-completion/completions/deltasend, deltarecvd   deploy/completion/
+#   /usr/share/man/man1/deltasend*.1.gz, man8/deltarecvd*.8.gz      cmake/Manpages.cmake
+#                                               (only when pandoc is installed)
 # Maintainer scripts (deploy/debian/): enable deltarecvd.service but do not
 # start it (it needs certificates and a config first); daemon-reload only
 # when systemd runs. Package test: tests/deploy/package_test.sh.
@@ -24,11 +28,19 @@ if(EXISTS "${_ds_deploy}/make-certs.sh")
   install(PROGRAMS "${_ds_deploy}/make-certs.sh" DESTINATION share/deltasync)
 endif()
 install(FILES "${PROJECT_SOURCE_DIR}/README.md" DESTINATION share/doc/deltasync)
-foreach(_ds_doc IN ITEMS deploy.md bundle-format.md)
+foreach(_ds_doc IN ITEMS deploy.md bundle-format.md protocol.md diff-image.md)
   if(EXISTS "${PROJECT_SOURCE_DIR}/docs/${_ds_doc}")
     install(FILES "${PROJECT_SOURCE_DIR}/docs/${_ds_doc}" DESTINATION share/doc/deltasync)
   endif()
 endforeach()
+# bash completion, loaded on first use by the bash-completion package
+# (tests/deploy/completion_test.sh).
+install(FILES "${_ds_deploy}/completion/deltasend.bash"
+        DESTINATION share/bash-completion/completions RENAME deltasend)
+install(FILES "${_ds_deploy}/completion/deltarecvd.bash"
+        DESTINATION share/bash-completion/completions RENAME deltarecvd)
+# Man pages from docs/cli/ (with pandoc, when installed).
+include(${CMAKE_CURRENT_LIST_DIR}/Manpages.cmake)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME deltasync)

@@ -15,6 +15,7 @@
 #include "sender/commands/diff_command.h"
 #include "sender/commands/diff_image_command.h"
 #include "sender/net/send_command.h"
+#include "sender/net/send_report.h"
 #include "sender/net/status_command.h"
 
 namespace {
@@ -32,64 +33,6 @@ std::string default_config_path() {
     if (access(user.c_str(), R_OK) == 0) return user;
   }
   return "/etc/deltasync/deltasend.conf";
-}
-
-std::string human(uint64_t bytes) {
-  char text[64];
-  if (bytes < 10 * 1024) {
-    std::snprintf(text, sizeof text, "%llu B", static_cast<unsigned long long>(bytes));
-  } else if (bytes < 10ull * 1024 * 1024) {
-    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / 1024);
-  } else if (bytes < 10ull * 1024 * 1024 * 1024) {
-    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1024 * 1024));
-  } else {
-    std::snprintf(text, sizeof text, "%.2f GiB",
-                  static_cast<double>(bytes) / (1024.0 * 1024 * 1024));
-  }
-  return text;
-}
-
-void print_send_summary(const deltasync::SendCommandOptions& options,
-                        const deltasync::SendSummary& s) {
-  if (options.json) {
-    nlohmann::json out = {{"image", options.image},
-                          {"to", options.to},
-                          {"image_id", s.image_id},
-                          {"verified_on_site", true},
-                          {"already_loaded", s.already_loaded},
-                          {"mode", s.mode},
-                          {"socket_bytes_sent", s.socket_bytes_sent},
-                          {"socket_bytes_received", s.socket_bytes_received},
-                          {"missing_layer_bytes", s.missing_layer_bytes},
-                          {"pull_estimate_bytes", s.pull_estimate_bytes},
-                          {"layers_sent", s.layers_sent},
-                          {"layers_resumed", s.layers_resumed},
-                          {"stream_bytes", s.stream_bytes},
-                          {"index_bytes", s.index_bytes},
-                          {"signature_bytes", s.signature_bytes},
-                          {"seconds", s.seconds}};
-    std::printf("%s\n", out.dump(2).c_str());
-    return;
-  }
-  if (options.quiet) return;
-  uint64_t wire = s.socket_bytes_sent + s.socket_bytes_received;
-  if (s.already_loaded) {
-    std::printf("%s: already on %s (%s); tags applied. %s on the wire, %.1fs\n",
-                options.image.c_str(), options.to.c_str(), s.image_id.c_str(), human(wire).c_str(),
-                s.seconds);
-    return;
-  }
-  std::printf("%s -> %s: loaded and verified on the site (%s)\n", options.image.c_str(),
-              options.to.c_str(), s.image_id.c_str());
-  std::printf("  on the wire: %s sent, %s received (%s in all)", human(s.socket_bytes_sent).c_str(),
-              human(s.socket_bytes_received).c_str(), human(wire).c_str());
-  if (s.pull_estimate_bytes > 0 && wire > 0) {
-    std::printf("; a registry pull: %s (%.0fx more)", human(s.pull_estimate_bytes).c_str(),
-                static_cast<double>(s.pull_estimate_bytes) / static_cast<double>(wire));
-  }
-  std::printf("\n  %llu layers sent (%s of layer data)%s, %s basis, %.1fs\n",
-              static_cast<unsigned long long>(s.layers_sent), human(s.missing_layer_bytes).c_str(),
-              s.layers_resumed ? ", resumed" : "", s.mode.c_str(), s.seconds);
 }
 
 int report(const deltasync::Status& status) {
@@ -112,8 +55,23 @@ int main(int argc, char** argv) {
   bool no_local_basis = false;
   app.add_option("IMAGE", send.image,
                  "the image to send: app:2.0.0, docker-archive:PATH, oci-archive:PATH, oci:DIR");
-  app.add_option("--to", send.to, "the receiver, HOST[:PORT] (port 7443 by default)")
-      ->envname("DELTASEND_TO");
+  app.add_option("--to", send.sites,
+                 "the receiver, HOST[:PORT] (port 7443 by default); repeat for several sites")
+      ->envname("DELTASEND_TO")
+      ->allow_extra_args(false);
+  std::string sites_file;
+  app.add_option("--to-file", sites_file,
+                 "a file of sites, one HOST[:PORT] per line ('#' starts a comment)");
+  app.add_option("--parallel", send.parallel, "sites sent to at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  bool dry_run = false;
+  app.add_flag("--dry-run", dry_run,
+               "ask the site what it has and print what would be sent (per layer, estimated "
+               "bytes and time), sending no layer data");
+  std::string rate_text;
+  app.add_option("--rate", rate_text,
+                 "link rate for --dry-run's time estimate: 2mbit, 512kbit, 10MB/s, ...");
   app.add_option("--cert", cert, "this sender's certificate (PEM)")->envname("DELTASEND_CERT");
   app.add_option("--key", key, "its private key (PEM)")->envname("DELTASEND_KEY");
   app.add_option("--ca", ca, "the CA that signed the receivers' certificates (PEM)")
@@ -137,16 +95,20 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 86400))
       ->group("");
   bool send_json = false, send_quiet = false;
-  app.add_flag("--json", send_json, "print the result as JSON");
-  app.add_flag("-q,--quiet", send_quiet, "print nothing on success");
+  app.add_flag("--json", send_json,
+               "print newline-delimited JSON events on stdout, the last one the result");
+  app.add_flag("-q,--quiet", send_quiet, "print nothing on success (errors still go to stderr)");
   app.footer(
       "Examples:\n"
       "  deltasend app:2.0.0 --to edge-host --cert sender.pem --key sender.key --ca ca.pem\n"
       "  deltasend app:2.0.0 --to edge-host:7443      (cert, key, ca from "
       "~/.config/deltasync/deltasend.conf or DELTASEND_* variables)\n"
+      "  deltasend app:2.0.0 --to edge-host --dry-run --rate 2mbit\n"
+      "  deltasend app:2.0.0 --to site-a --to site-b --to site-c --parallel 2\n"
+      "  deltasend app:2.0.0 --to-file sites.txt --json\n"
       "  deltasend bundle app:2.0.0 --base app:1.0.0 -o app-2.0.0.dsb\n"
       "  deltasend diff app:1.0.0 app:2.0.0\n"
-      "Exit status 0 means the site holds the image, verified.");
+      "Exit status 0 means every site holds the image, verified (or, with --dry-run, answered).");
   std::string engine, log_level = "warn";
   app.add_option(
          "--engine", engine,
@@ -241,14 +203,25 @@ int main(int argc, char** argv) {
     return report(deltasync::run_bundle_command(bundle));
   }
   if (*status_cmd) {
-    if (send.to.empty() || cert.empty() || key.empty() || ca.empty()) {
-      std::fprintf(stderr, "deltasend: error: status needs --to, --cert, --key and --ca\n");
+    if (send.sites.size() != 1 || cert.empty() || key.empty() || ca.empty()) {
+      std::fprintf(stderr, "deltasend: error: status needs one --to, --cert, --key and --ca\n");
       return 2;
     }
     return report(deltasync::run_status_command(deltasync::StatusCommandOptions{
-        send.to, deltasync::TlsIdentity{cert, key, ca}, status_json}));
+        send.sites.front(), deltasync::TlsIdentity{cert, key, ca}, status_json}));
   }
-  if (send.image.empty() || send.to.empty()) {
+  if (!sites_file.empty()) {
+    auto listed = deltasync::read_sites_file(sites_file);
+    if (!listed) return report(std::unexpected(listed.error()));
+    send.sites.insert(send.sites.end(), listed->begin(), listed->end());
+  }
+  double rate = 0;
+  if (!rate_text.empty()) {
+    auto parsed = deltasync::parse_rate(rate_text);
+    if (!parsed) return report(std::unexpected(parsed.error()));
+    rate = *parsed;
+  }
+  if (send.image.empty() || send.sites.empty()) {
     std::fprintf(stderr,
                  "deltasend: error: give an image and --to HOST (or a subcommand); see deltasend "
                  "--help\n");
@@ -264,11 +237,9 @@ int main(int argc, char** argv) {
   send.identity = deltasync::TlsIdentity{cert, key, ca};
   send.engine = engine;
   send.use_local_basis = !no_local_basis;
-  send.json = send_json;
+  send.dry_run = dry_run;
   send.io_timeout = std::chrono::seconds(io_timeout_seconds);
-  send.quiet = send_quiet;
-  auto summary = deltasync::run_send_command(send);
-  if (!summary) return report(std::unexpected(summary.error()));
-  print_send_summary(send, *summary);
-  return 0;
+  deltasync::ProgressBoard board(deltasync::choose_progress_style(send_json, send_quiet));
+  auto outcomes = deltasync::run_send_command(send, board);
+  return deltasync::report_send_outcomes(send, outcomes, board, rate, send_quiet);
 }

@@ -52,6 +52,7 @@ void LayerStreamStats::add(const LayerStreamStats& o) {
   headers_raw += o.headers_raw;
   same_as_basis += o.same_as_basis;
   same_as_earlier += o.same_as_earlier;
+  reused_bytes += o.reused_bytes;
   literal_files += o.literal_files;
   literal_bytes += o.literal_bytes;
   delta_files += o.delta_files;
@@ -436,15 +437,18 @@ Status LayerStreamEncoder::encode_segments(const LayerIndex& index, int layer_fd
       if (content >= 0 && basis_same) {
         rec.push_back('S');
         ++stats.same_as_basis;
+        stats.reused_bytes += r.size;
       } else if (simple = false; content >= 0) {
         rec.push_back('C');
         put_varint(rec, zigzag(content - (seg->previous_content + 1)));
         seg->previous_content = content;
         ++stats.same_as_basis;
+        stats.reused_bytes += r.size;
       } else if (auto e = im.earlier.find(r.digest); e != im.earlier.end()) {
         rec.push_back('E');
         put_varint(rec, im.global_entry - e->second);
         ++stats.same_as_earlier;
+        stats.reused_bytes += r.size;
       } else if (delta && delta->op != 'L') {
         rec.push_back(delta->op);
         put_varint(rec, delta->content_id);
@@ -498,6 +502,7 @@ Status LayerStreamEncoder::encode_segments(const LayerIndex& index, int layer_fd
     }
     end_of_entries = r.payload_offset + r.size + pad;
     ++im.global_entry;
+    if (im.options.on_progress) im.options.on_progress(end_of_entries);
   }
   DS_RETURN_IF_ERROR(flush_run());
   // Trailer: the end-of-archive blocks and anything after them.

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -52,6 +53,7 @@ struct LayerStreamStats {
   uint64_t headers_raw = 0;
   uint64_t same_as_basis = 0;  // 'S' and 'C'
   uint64_t same_as_earlier = 0;
+  uint64_t reused_bytes = 0;  // file bytes of 'S', 'C' and 'E': nothing of them is sent
   uint64_t literal_files = 0;
   uint64_t literal_bytes = 0;
   uint64_t delta_files = 0;
@@ -78,6 +80,9 @@ struct EncoderOptions {
   // Set when the sender does not hold the basis bytes: deltas are then
   // librsync deltas against these signatures and basis files are never read.
   const BasisSignatures* signatures = nullptr;
+  // Called on the encoding thread after each entry with the layer bytes
+  // coded so far (for progress displays; keep it cheap).
+  std::function<void(uint64_t layer_bytes_done)> on_progress;
 };
 
 // Where the segments of a layer stream go. A segment is an independent zstd

@@ -59,11 +59,16 @@ std::string_view frame_kind_name(wire::SessionFrame::KindCase kind) {
 }
 
 Status WireChannel::send_frame(std::string_view payload) {
-  return channel_ ? channel_->send_frame(payload) : transport_->send_frame(payload);
+  Status sent = channel_ ? channel_->send_frame(payload) : transport_->send_frame(payload);
+  // A frame over the limit is refused before anything is sent.
+  if (!sent && sent.error().code() != ErrorCode::kInvalidArgument) failed_ = true;
+  return sent;
 }
 
 Result<std::string> WireChannel::receive_frame() {
-  return channel_ ? channel_->receive_frame() : transport_->receive_frame();
+  auto received = channel_ ? channel_->receive_frame() : transport_->receive_frame();
+  if (!received) failed_ = true;
+  return received;
 }
 
 const std::string& WireChannel::peer_address() const {

@@ -44,6 +44,9 @@ class WireChannel {
   Result<wire::SessionFrame> expect(wire::SessionFrame::KindCase kind, std::string_view what);
   // Tells the peer why the session ends (best effort).
   void send_error(const Error& error);
+  // True once a frame could not be sent or received: the connection is then
+  // closed (see FrameChannel), so there is no peer left to tell anything.
+  bool failed() const { return failed_; }
 
   void on_progress(std::function<void(const wire::Progress&)> callback) {
     progress_ = std::move(callback);
@@ -58,6 +61,7 @@ class WireChannel {
   FrameChannel* channel_ = nullptr;  // one of these two is set
   FrameTransport* transport_ = nullptr;
   std::function<void(const wire::Progress&)> progress_;
+  bool failed_ = false;
 };
 
 // Writes a segment's bytes as `data` frames of at most kDataChunkBytes.

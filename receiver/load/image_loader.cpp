@@ -47,6 +47,8 @@ Status load_image_into_engine(EngineClient& engine, const std::string& config,
   DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(engine, produce));
   (void)messages;
   auto loaded = engine.inspect_image(image_id.str());
+  if (!loaded && loaded.error().code() != ErrorCode::kNotFound)
+    return std::unexpected(std::move(loaded).error().with_context("checking the loaded image"));
   if (!loaded) {
     return make_error(ErrorCode::kEngine, "the engine at " + engine.address() +
                                               " accepted the image archive but does not hold " +

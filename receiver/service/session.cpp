@@ -1,6 +1,7 @@
 #include "receiver/service/session.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <future>
@@ -46,10 +47,14 @@ class Session {
 
   void run() {
     Status status = run_steps();
+    if (!status && status.error().code() == ErrorCode::kNoSpace)
+      status = with_context(std::move(status),
+                            "the site's store " + state_.store->root().string() + " is full");
     if (!status) {
       const Error& error = status.error();
-      if (error.code() == ErrorCode::kUnavailable || error.code() == ErrorCode::kCancelled ||
-          error.code() == ErrorCode::kTimeout) {
+      // Decided by the connection, not the code: an engine that cannot be
+      // reached is kUnavailable too, and the sender must hear of it.
+      if (wire_.failed()) {
         spdlog::warn("{}session ended: {}", log_prefix_, error.message());
       } else {
         spdlog::error("{}session failed: {}", log_prefix_, error.message());
@@ -163,7 +168,6 @@ class Session {
       }
     }
     DS_RETURN_IF_ERROR(wire_.send(inventory_frame));
-    if (hello.dry_run()) return ok_status();
 
     DS_ASSIGN_OR_RETURN(wire::SessionFrame plan_frame,
                         wire_.expect(wire::SessionFrame::kPlan, "session"));
@@ -182,6 +186,7 @@ class Session {
     for (const auto& layer : basis_layers_) basis_files_.fds.push_back(layer.fd.get());
     decoder_ = std::make_unique<LayerStreamDecoder>(*basis_, basis_files_);
 
+    if (hello.dry_run()) return answer_dry_run();
     DS_RETURN_IF_ERROR(receive_layers(plan));
     return commit(engine);
   }
@@ -362,7 +367,38 @@ class Session {
     }
     DS_ASSIGN_OR_RETURN(
         auto writer, RebuiltLayerWriter::open(fd.get(), checkpoint.tar_bytes, uint64_t{1} << 42));
-    uint64_t entries = checkpoint.entries;
+    uint64_t kept_bytes = checkpoint.tar_bytes;
+    Status received = receive_segments(t, diff_id, name, *writer, checkpoint.entries, kept_bytes);
+    if (!received) {
+      // Keep only what the last checkpoint covers: the next session would
+      // cut the rest anyway, and on a full disk it holds the space needed.
+      if (kept_bytes == 0)
+        std::filesystem::remove(path, ec);
+      else
+        (void)::ftruncate(fd.get(), static_cast<off_t>(kept_bytes));
+      return received;
+    }
+    Digest digest = writer->digest();
+    if (digest != diff_id) {
+      // Never keep or load it; the next attempt starts this layer afresh.
+      std::filesystem::remove(path, ec);
+      std::filesystem::remove(std::filesystem::path(path).replace_extension(".ckpt"), ec);
+      return make_error(ErrorCode::kVerifyFailed,
+                        "rebuilt layer hashes to " + digest.str() + ", not its diff_id");
+    }
+    rebuilt_bytes_ += writer->offset();
+    ++layers_rebuilt_;
+    DS_RETURN_IF_ERROR(state_.store->adopt_rebuilt(diff_id, path));
+    std::filesystem::remove(std::filesystem::path(path).replace_extension(".ckpt"), ec);
+    spdlog::info("{}{} rebuilt and verified ({} bytes)", log_prefix_, name, writer->offset());
+    kept_fds_.push_back(std::move(fd));
+    return ok_status();
+  }
+
+  // Receives segments from `entries` on until the layer is done, syncing and
+  // checkpointing each; `kept_bytes` follows the last checkpoint.
+  Status receive_segments(uint32_t t, const Digest& diff_id, const std::string& name,
+                          RebuiltLayerWriter& writer, uint64_t entries, uint64_t& kept_bytes) {
     while (true) {
       DS_ASSIGN_OR_RETURN(wire::SessionFrame frame, wire_.receive());
       if (frame.has_progress()) continue;
@@ -382,7 +418,7 @@ class Session {
                               ", expected entry " + std::to_string(entries));
       }
       DataFrameSource source(wire_);
-      DS_ASSIGN_OR_RETURN(auto segment, decoder_->decode_segment(source, *writer, entries, name));
+      DS_ASSIGN_OR_RETURN(auto segment, decoder_->decode_segment(source, writer, entries, name));
       data_bytes_ += source.bytes();
       if (!source.ended()) {
         // The decoder stopped before SegmentEnd: read up to it.
@@ -397,26 +433,12 @@ class Session {
         return make_error(ErrorCode::kProtocol, "SegmentEnd does not match the segment's content");
       }
       entries += segment.entries;
-      DS_RETURN_IF_ERROR(writer->sync());
-      if (segment.layer_done) break;
+      DS_RETURN_IF_ERROR(writer.sync());
+      if (segment.layer_done) return ok_status();
       DS_RETURN_IF_ERROR(
-          state_.store->write_checkpoint(image_id_, diff_id, {entries, writer->offset()}));
+          state_.store->write_checkpoint(image_id_, diff_id, {entries, writer.offset()}));
+      kept_bytes = writer.offset();
     }
-    Digest digest = writer->digest();
-    if (digest != diff_id) {
-      // Never keep or load it; the next attempt starts this layer afresh.
-      std::filesystem::remove(path, ec);
-      std::filesystem::remove(std::filesystem::path(path).replace_extension(".ckpt"), ec);
-      return make_error(ErrorCode::kVerifyFailed,
-                        "rebuilt layer hashes to " + digest.str() + ", not its diff_id");
-    }
-    rebuilt_bytes_ += writer->offset();
-    ++layers_rebuilt_;
-    DS_RETURN_IF_ERROR(state_.store->adopt_rebuilt(diff_id, path));
-    std::filesystem::remove(std::filesystem::path(path).replace_extension(".ckpt"), ec);
-    spdlog::info("{}{} rebuilt and verified ({} bytes)", log_prefix_, name, writer->offset());
-    kept_fds_.push_back(std::move(fd));
-    return ok_status();
   }
 
   Status commit(EngineClient& engine) {
@@ -450,7 +472,7 @@ class Session {
       }
     }
     spdlog::info("{}loading {} into the engine", log_prefix_, target_name());
-    DS_RETURN_IF_ERROR(with_heartbeat<bool>("loading the image on the site", [&]() -> Result<bool> {
+    auto load = with_heartbeat<bool>("loading the image on the site", [&]() -> Result<bool> {
       EngineClient loader(EngineOptions{state_.engine_address});
       std::vector<StoredLayer> files;
       Status loaded = load_image_into_engine(
@@ -464,7 +486,16 @@ class Session {
           tags_);
       if (!loaded) return std::unexpected(std::move(loaded).error());
       return true;
-    }));
+    });
+    if (!load) {
+      // Stopped, restarted or full meanwhile: every layer stays verified in
+      // the store, so a rerun only loads.
+      const Error& error = load.error();
+      return make_error(error.code(), "loading " + target_name() + " into the site's engine: " +
+                                          error.message() +
+                                          "; what was received is kept on the site: once its "
+                                          "engine works, run the same command again");
+    }
     (void)state_.store->write_config(image_id_, config);
     state_.store->drop_partial(image_id_);
     double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
@@ -481,10 +512,31 @@ class Session {
     return send_result();
   }
 
-  Status send_result() {
+  // A dry run: signatures on request until the sender's Commit, then a
+  // result that says nothing was loaded.
+  Status answer_dry_run() {
+    while (true) {
+      DS_ASSIGN_OR_RETURN(wire::SessionFrame frame, wire_.receive());
+      if (frame.has_progress()) continue;
+      if (frame.has_signature_request()) {
+        DS_RETURN_IF_ERROR(answer_signatures(frame.signature_request()));
+        continue;
+      }
+      if (!frame.has_commit())
+        return make_error(ErrorCode::kProtocol,
+                          "dry run: expected SignatureRequest or Commit, "
+                          "peer sent " +
+                              std::string(frame_kind_name(frame.kind_case())));
+      spdlog::info("{}dry run of {} answered", log_prefix_, target_name());
+      return send_result(/*dry_run=*/true);
+    }
+  }
+
+  Status send_result(bool dry_run = false) {
     wire::SessionFrame frame;
     auto& result = *frame.mutable_result();
     result.set_ok(true);
+    result.set_dry_run(dry_run);
     result.set_image_id(image_id_.str());
     for (const auto& tag : tags_) result.add_tags(tag);
     auto& counters = *result.mutable_counters();

@@ -98,20 +98,6 @@ ImageDiff diff_image_trees(const ImageTree& old_tree, const ImageTree& new_tree,
   return diff;
 }
 
-std::string human_bytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024 && unit < 4) value /= 1024, ++unit;
-  char buf[32];
-  if (unit == 0) {
-    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f %s", value, units[unit]);
-  }
-  return buf;
-}
-
 std::string format_diff_text(const ImageDiff& diff, bool summary_only) {
   std::string out;
   if (!summary_only) {

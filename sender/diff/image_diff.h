@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/index/image_tree.h"
+#include "common/util/human_units.h"
 
 namespace deltasync {
 
@@ -47,6 +48,5 @@ ImageDiff diff_image_trees(const ImageTree& old_tree, const ImageTree& new_tree,
 
 std::string format_diff_text(const ImageDiff& diff, bool summary_only);
 nlohmann::json diff_to_json(const ImageDiff& diff);
-std::string human_bytes(uint64_t bytes);
 
 }  // namespace deltasync

@@ -1,18 +1,27 @@
-// `deltasend IMAGE --to HOST[:PORT]`: ships an image to a deltarecvd over
-// TLS and returns only when the site has loaded and verified it.
+// `deltasend IMAGE --to HOST[:PORT] [--to HOST2 ...]`: ships an image to one
+// or more deltarecvd sites over TLS and succeeds for a site only when that
+// site has loaded and verified it. `--dry-run` asks each site what it has
+// and reports what a real run would send, without sending layer data.
+//
+// Thread safety: run_send_command sends to up to `parallel` sites at once,
+// each on its own thread with its own connection; they share one SendSource
+// (sender/net/send_source.h) and report to one ProgressBoard.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include "common/net/tls_options.h"
 #include "common/util/result.h"
+#include "sender/net/send_progress.h"
 
 namespace deltasync {
 
 struct SendCommandOptions {
   std::string image;
-  std::string to;  // HOST[:PORT]
+  std::vector<std::string> sites;  // HOST[:PORT], one or more
+  size_t parallel = 4;             // sites sent to at once
   std::string engine;
   TlsIdentity identity;
   std::string effort = "default";
@@ -20,13 +29,30 @@ struct SendCommandOptions {
   bool use_local_basis = true;  // false: always use the site's signatures
   uint64_t segment_bytes = 8ull << 20;
   std::string cache_dir;  // basis indexes received from sites
-  bool json = false;
-  bool quiet = false;
+  bool dry_run = false;
   std::chrono::milliseconds io_timeout{120000};
 };
 
+// What one layer of the image costs (a dry run's report; also filled by a
+// real run for the layers it sends).
+struct LayerReport {
+  uint32_t position = 0;  // 0-based, in the image
+  std::string diff_id;
+  uint64_t layer_bytes = 0;
+  // "engine": the site's engine holds it; "store": the site's store does;
+  // "send": it is coded and sent; "resume": sent from a checkpoint.
+  std::string disposition;
+  uint64_t reused_bytes = 0;        // file bytes the site already holds (no data sent)
+  uint64_t delta_source_bytes = 0;  // file bytes coded as deltas...
+  uint64_t delta_bytes = 0;         // ...into this many delta bytes
+  uint64_t literal_bytes = 0;       // file bytes sent whole (compressed)
+  uint64_t stream_bytes = 0;        // the layer stream, compressed
+};
+
 struct SendSummary {
+  std::string site;
   std::string image_id;
+  bool dry_run = false;
   bool already_loaded = false;
   std::string mode;  // "local", "remote" or "none"
   uint64_t socket_bytes_sent = 0;
@@ -38,13 +64,30 @@ struct SendSummary {
   uint64_t stream_bytes = 0;
   uint64_t index_bytes = 0;      // REMOTE: basis index bytes the site sent (its counters)
   uint64_t signature_bytes = 0;  // REMOTE: librsync signature bytes the site sent
+  uint64_t site_socket_bytes_received = 0;  // the site's own counters, at its result
+  uint64_t site_socket_bytes_sent = 0;
+  bool shared_encoding = false;  // the streams were coded once for several sites
+  // Dry run: the bytes a real run would move at the socket, both ways.
+  uint64_t estimated_wire_bytes = 0;
+  std::vector<LayerReport> layers;
   double seconds = 0;
 };
 
-Result<SendSummary> run_send_command(const SendCommandOptions& options);
+struct SiteOutcome {
+  std::string site;
+  Result<SendSummary> summary;
+};
+
+// Sends (or dry-runs) to every site of `options`; one outcome per site, in
+// the order given. Never throws.
+std::vector<SiteOutcome> run_send_command(const SendCommandOptions& options, ProgressBoard& board);
 
 // "edge-host", "edge-host:7443", "[::1]:7443" -> host and port.
 Result<std::pair<std::string, uint16_t>> parse_host_port(const std::string& text,
                                                          uint16_t default_port);
+
+// Reads a file of sites: one HOST[:PORT] per line; blank lines and '#'
+// comments are ignored.
+Result<std::vector<std::string>> read_sites_file(const std::string& path);
 
 }  // namespace deltasync

@@ -27,9 +27,9 @@ Status run_status_command(const StatusCommandOptions& options) {
   if (options.json) {
     nlohmann::json images = nlohmann::json::array();
     for (const auto& image : reply.images()) {
-      images.push_back({{"image_id", image.image_id()},
-                        {"tags", std::vector<std::string>(image.tags().begin(),
-                                                          image.tags().end())}});
+      images.push_back(
+          {{"image_id", image.image_id()},
+           {"tags", std::vector<std::string>(image.tags().begin(), image.tags().end())}});
     }
     nlohmann::json out = {
         {"receiver", options.to},

@@ -96,6 +96,13 @@ has -rw-r--r-- /lib/systemd/system/deltarecvd.service
 has -rw-r--r-- /etc/deltasync/deltarecvd.conf
 has -rw-r--r-- /etc/deltasync/deltasend.conf
 has -rw-r--r-- /usr/share/doc/deltasync/deploy.md
+has -rw-r--r-- /usr/share/bash-completion/completions/deltasend
+has -rw-r--r-- /usr/share/bash-completion/completions/deltarecvd
+# Man pages: made when the build found pandoc (cmake/Manpages.cmake).
+if grep -q '^PANDOC_EXECUTABLE:FILEPATH=/' "$build/CMakeCache.txt" 2>/dev/null; then
+  has -rw-r--r-- /usr/share/man/man1/deltasend.1.gz
+  has -rw-r--r-- /usr/share/man/man8/deltarecvd.8.gz
+fi
 if [ -f "$src/deploy/make-certs.sh" ]; then
   has -rwxr-xr-x /usr/share/deltasync/make-certs.sh
 fi

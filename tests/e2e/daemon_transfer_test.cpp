@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@
 
 #include "common/io/file.h"
 #include "tests/support/background_process.h"
+#include "tests/support/json_lines.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
@@ -159,7 +161,7 @@ class DaemonTransferTest : public EngineTest {
   nlohmann::json send(std::vector<std::string> extra = {}) {
     auto r = run_command(send_argv("build-1", std::move(extra)));
     EXPECT_TRUE(r.ok()) << r.error_output << "\nreceiver log:\n" << receiver_->log();
-    auto j = nlohmann::json::parse(r.output, nullptr, false);
+    auto j = last_json_line(r.output);
     EXPECT_FALSE(j.is_discarded()) << r.output;
     return j;
   }
@@ -332,6 +334,115 @@ TEST_F(DaemonTransferTest, TwoSendersOfTheSameImageTransferItOnce) {
     ++rebuilt;
   EXPECT_EQ(rebuilt, 1u) << log;
   EXPECT_NE(log.find("already loaded"), std::string::npos) << log;
+}
+
+// --json: every line is an event object; the last is the result, and its
+// byte counts are the receiver's own counters (and the number it logs).
+TEST_F(DaemonTransferTest, JsonEventsParseAndMatchTheSiteCounters) {
+  start_receiver(temp_->path() / "store-json");
+  auto r = run_command(send_argv("build-1"));
+  ASSERT_TRUE(r.ok()) << r.error_output << receiver_->log();
+  auto events = json_lines(r.output);
+  ASSERT_GE(events.size(), 4u) << r.output;
+  std::set<std::string> kinds;
+  for (const auto& event : events) {
+    ASSERT_FALSE(event.is_discarded()) << r.output;
+    ASSERT_TRUE(event.contains("event") && event.contains("t")) << event.dump();
+    kinds.insert(event["event"].get<std::string>());
+  }
+  for (const char* kind : {"phase", "layer_start", "layer_done", "result"})
+    EXPECT_TRUE(kinds.count(kind)) << kind << " missing in:\n" << r.output;
+  const auto& result = events.back();
+  EXPECT_EQ(result["event"], "result");
+  EXPECT_EQ(result["ok"], true);
+  EXPECT_EQ(result["image_id"], target_id_);
+  EXPECT_EQ(result["verified_on_site"], true);
+  const auto sent = result["socket_bytes_sent"].get<uint64_t>();
+  const auto received = result["socket_bytes_received"].get<uint64_t>();
+  EXPECT_EQ(sent, result["site_socket_bytes_received"].get<uint64_t>());
+  // The site counted before its result frame went out.
+  const auto site_sent = result["site_socket_bytes_sent"].get<uint64_t>();
+  EXPECT_GT(received, site_sent);
+  EXPECT_LT(received - site_sent, 1024u);
+  std::smatch m;
+  std::string log = receiver_->log();
+  ASSERT_TRUE(std::regex_search(log, m, std::regex("loaded and verified: .* ([0-9]+) bytes received")))
+      << log;
+  EXPECT_EQ(std::stoull(m[1].str()), sent);
+  expect_site_has_target();
+}
+
+// On a terminal: live lines are drawn (and redrawn in place) while the
+// layers go, and the run ends with the summary. Not on a terminal: plain
+// lines, no escape sequences.
+TEST_F(DaemonTransferTest, DrawsProgressOnATerminalAndPlainLinesOtherwise) {
+  start_receiver(temp_->path() / "store-tty");
+  auto argv = send_argv("build-1");
+  argv.pop_back();  // --json
+  std::string command;
+  for (const auto& arg : argv) command += "'" + arg + "' ";
+  auto tty = run_command({"script", "-qefc", command, "/dev/null"}, {{"TERM", "xterm"}});
+  ASSERT_TRUE(tty.ok()) << tty.output << tty.error_output << receiver_->log();
+  const std::string& screen = tty.output;  // what the terminal got
+  size_t live = screen.rfind("\x1b[2K");
+  ASSERT_NE(live, std::string::npos) << screen;
+  EXPECT_NE(screen.find("layer 2/2"), std::string::npos) << screen;
+  EXPECT_NE(screen.find(" sent"), std::string::npos) << screen;
+  size_t summary = screen.find("loaded and verified on the site");
+  ASSERT_NE(summary, std::string::npos) << screen;
+  EXPECT_GT(summary, live) << "the summary comes after the last live line";
+  expect_site_has_target();
+
+  remove_target_from_site();
+  start_receiver(temp_->path() / "store-plain");
+  argv = send_argv("build-1");  // the new receiver's port
+  argv.pop_back();
+  auto plain = run_command(argv);
+  ASSERT_TRUE(plain.ok()) << plain.error_output;
+  EXPECT_EQ(plain.error_output.find('\x1b'), std::string::npos) << plain.error_output;
+  EXPECT_NE(plain.error_output.find("sending layer 2/2"), std::string::npos) << plain.error_output;
+  EXPECT_NE(plain.output.find("loaded and verified on the site"), std::string::npos);
+}
+
+// --dry-run sends no layer data and loads nothing; its estimate is within
+// 10% of what the real run then moves, with and without the local basis.
+TEST_F(DaemonTransferTest, DryRunEstimatesTheBytesOfARealRun) {
+  for (bool remote : {false, true}) {
+    SCOPED_TRACE(remote ? "remote" : "local");
+    start_receiver(temp_->path() / (remote ? "store-dry-remote" : "store-dry-local"));
+    std::vector<std::string> mode;
+    if (remote) mode.push_back("--no-local-basis");
+    std::vector<std::string> extra = {"--dry-run", "--rate", "2mbit"};
+    extra.insert(extra.end(), mode.begin(), mode.end());
+    auto r = run_command(send_argv("build-1", extra));
+    ASSERT_TRUE(r.ok()) << r.error_output << receiver_->log();
+    auto dry = last_json_line(r.output);
+    ASSERT_FALSE(dry.is_discarded()) << r.output;
+    EXPECT_EQ(dry["dry_run"], true);
+    EXPECT_EQ(dry["mode"], remote ? "remote" : "local");
+    EXPECT_EQ(image_id_of(receiver_engine(), target_id_), "") << "a dry run loads nothing";
+    EXPECT_TRUE(fs::is_empty(temp_->path() / (remote ? "store-dry-remote" : "store-dry-local") /
+                             "partial"));
+    // The layer the site lacks: what it reuses, codes as deltas, sends whole.
+    uint64_t accounted = 0;
+    for (const auto& layer : dry["layers"])
+      if (layer["disposition"] == "send")
+        accounted += layer["reused_bytes"].get<uint64_t>() +
+                     layer["delta_source_bytes"].get<uint64_t>() +
+                     layer["literal_bytes"].get<uint64_t>();
+    EXPECT_GT(accounted, 20u << 20) << dry.dump(2);
+    EXPECT_GT(dry["estimated_seconds"].get<double>(), 0);
+    const auto estimate = dry["estimated_wire_bytes"].get<double>();
+
+    auto real = send(mode);
+    const auto wire = real["socket_bytes_sent"].get<double>() +
+                      real["socket_bytes_received"].get<double>();
+    std::printf("%s: dry-run estimate %.0f, real run %.0f bytes (%.2f%%)\n",
+                remote ? "remote" : "local", estimate, wire, 100 * (estimate - wire) / wire);
+    EXPECT_NEAR(estimate, wire, 0.10 * wire);
+    expect_site_has_target();
+    remove_target_from_site();
+  }
 }
 
 }  // namespace

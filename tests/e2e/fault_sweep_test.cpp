@@ -33,6 +33,7 @@
 
 #include "common/io/file.h"
 #include "tests/support/background_process.h"
+#include "tests/support/json_lines.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
@@ -237,7 +238,7 @@ class FaultSweepTest : public EngineTest {
     run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     run.exit_code = r.exit_code;
     run.error = r.error_output;
-    if (r.ok()) run.json = nlohmann::json::parse(r.output, nullptr, false);
+    if (r.ok()) run.json = last_json_line(r.output);
     return run;
   }
 

@@ -1,0 +1,115 @@
+#include "sender/net/send_source.h"
+
+#include "common/codec/compression.h"
+#include "common/engine/image_match.h"
+
+namespace deltasync {
+
+namespace {
+
+uint64_t gzip_size_of(const std::vector<std::pair<int, uint64_t>>& layers) {
+  uint64_t total = 0;
+  for (const auto& [fd, size] : layers) {
+    CountingSink counter;
+    auto gzip = make_gzip_sink(counter, 6);
+    FileSource source(fd, 0, size, "layer");
+    if (!copy_exact(source, *gzip, size, "layer") || !gzip->finish()) return 0;
+    total += counter.count();
+  }
+  return total;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SendSource>> SendSource::open(const std::string& engine,
+                                                     const std::string& image) {
+  std::unique_ptr<SendSource> source(new SendSource(engine));
+  DS_ASSIGN_OR_RETURN(source->target_, source->opener_.open(image));
+  DS_ASSIGN_OR_RETURN(source->workspace_,
+                      LayerWorkspace::create(default_temp_parent(), "deltasend-"));
+  return source;
+}
+
+Result<const LayerIndex*> SendSource::target_layer(size_t i) {
+  std::lock_guard lock(mutex_);
+  return workspace_->add_from_image(*target_, i);
+}
+
+int SendSource::fd(const Digest& diff_id) {
+  std::lock_guard lock(mutex_);
+  return workspace_->fd(diff_id);
+}
+
+Result<std::optional<LocalBasis>> SendSource::local_basis(const std::vector<Digest>& chain,
+                                                          const std::string& reference,
+                                                          const std::string& image_id) {
+  std::lock_guard lock(mutex_);
+  auto engine = opener_.engine();
+  if (!engine) return std::optional<LocalBasis>();  // an archive, and no engine here
+  auto match = find_image_with_layers(**engine, chain, reference, image_id);
+  if (!match) return std::optional<LocalBasis>();
+  auto& reader = basis_images_[match->image_id];
+  if (!reader) {
+    auto opened = opener_.open(match->image_id);
+    if (!opened) {
+      basis_images_.erase(match->image_id);
+      return std::optional<LocalBasis>();  // removed meanwhile: use the site's signatures
+    }
+    reader = std::move(*opened);
+  }
+  LocalBasis basis;
+  basis.image_id = reader->info().image_id.str();
+  basis.config_bytes = reader->info().config_bytes;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    DS_ASSIGN_OR_RETURN(const LayerIndex* index, workspace_->add_from_image(*reader, i));
+    basis.layers.push_back(index);
+    basis.files.fds.push_back(workspace_->fd(index->diff_id));
+  }
+  return std::optional<LocalBasis>(std::move(basis));
+}
+
+std::shared_future<uint64_t> SendSource::pull_estimate(const std::vector<uint32_t>& layers) {
+  std::lock_guard lock(mutex_);
+  if (auto it = pull_estimates_.find(layers); it != pull_estimates_.end()) return it->second;
+  std::vector<std::pair<int, uint64_t>> files;
+  const std::vector<Digest> chain = target_->info().diff_ids();
+  for (uint32_t t : layers) {
+    if (t >= chain.size() || !workspace_->has(chain[t])) {
+      std::promise<uint64_t> unknown;
+      unknown.set_value(0);
+      return unknown.get_future().share();
+    }
+    const Digest& diff_id = chain[t];
+    files.emplace_back(workspace_->fd(diff_id), workspace_->size(diff_id));
+  }
+  return pull_estimates_[layers] =
+             std::async(std::launch::async, [files] { return gzip_size_of(files); }).share();
+}
+
+std::shared_ptr<const SpooledStreams> SendSource::spooled(
+    const std::string& key,
+    const std::function<SpooledStreams(const std::filesystem::path& dir)>& encode) {
+  std::promise<std::shared_ptr<const SpooledStreams>> promise;
+  std::filesystem::path dir;
+  std::unique_lock lock(mutex_);
+  if (auto it = spooled_.find(key); it != spooled_.end()) {
+    auto future = it->second;
+    lock.unlock();  // wait without holding the workspace
+    return future.get();
+  }
+  spooled_[key] = promise.get_future().share();
+  dir = workspace_->dir() / ("spool-" + std::to_string(spool_dirs_++));
+  lock.unlock();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  auto streams = std::make_shared<SpooledStreams>();
+  if (ec) {
+    streams->status = make_error(ErrorCode::kIo, "creating " + dir.string() + ": " + ec.message());
+  } else {
+    *streams = encode(dir);
+  }
+  promise.set_value(streams);
+  return streams;
+}
+
+}  // namespace deltasync
