@@ -182,7 +182,7 @@ send() {
 check_site() {
   local name="$1" out="$2" got reported
   got="$(image_id "$site" "$new")"
-  reported="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["image_id"])' "$out")"
+  reported="$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["image_id"])' "$out")"
   [ "$got" = "$want" ] || fail "$name: the site's engine holds '${got:-nothing}' for $new, not $want"
   [ "$reported" = "$want" ] || fail "$name: deltasend reports $reported, not $want"
 }
@@ -239,6 +239,11 @@ run_pair() {
     extra=(--cache-dir "$pw/cache-$mode")
     rm -rf "$pw/cache-$mode"
     if [ "$mode" = remote ]; then extra+=(--no-local-basis); fi
+    if [ "$mode" = local ]; then
+      note "$pair: deltasend --to --dry-run (local)"
+      send dry-local "$logs/dry-local.json" "$logs/dry-local.err" "${extra[@]}" --dry-run
+      [ -z "$(image_id "$site" "$want")" ] || fail "a dry run loaded $new"
+    fi
     note "$pair: deltasend --to ($mode)"
     send "$mode" "$logs/$mode.json" "$logs/$mode.err" "${extra[@]}"
     check_site "$mode" "$logs/$mode.json"
@@ -252,6 +257,12 @@ run_pair() {
   remove_from_site
   recv_log="$logs/deltarecvd-remote-warm.log"
   start_receiver "$pw/store-remote-warm" "$recv_log"
+  # The dry run of remote-warm: its own (cold) cache, which it fills; its
+  # estimate is for a run whose cache holds the index, as remote-warm's does.
+  note "$pair: deltasend --to --dry-run (remote)"
+  rm -rf "$pw/cache-dry-remote"
+  send dry-remote "$logs/dry-remote.json" "$logs/dry-remote.err" \
+    --cache-dir "$pw/cache-dry-remote" --no-local-basis --dry-run
   note "$pair: deltasend --to (remote, the sender's index cache warm)"
   send remote-warm "$logs/remote-warm.json" "$logs/remote-warm.err" \
     --cache-dir "$pw/cache-remote" --no-local-basis
@@ -281,7 +292,7 @@ layer_re = re.compile(r"layer (\d+) \((\S+)\): (\d+) segments, (\d+) entries, (\
 recv_re = re.compile(r"loaded and verified: (\d+) layers rebuilt, (\d+) from the store, (\d+) in the "
                      r"engine; (\d+) bytes received in ([0-9.]+)s")
 for run in ("local", "again-local", "remote", "again-remote", "remote-warm"):
-    j = json.load(open("%s/%s.json" % (logs, run)))
+    j = json.loads(open("%s/%s.json" % (logs, run)).read().strip().splitlines()[-1])  # the result event
     key = run.replace("-", "_")
     want_mode = {"local": "local", "remote": "remote", "remote-warm": "remote"}.get(run, "none")
     if j["mode"] != want_mode or j["already_loaded"] != run.startswith("again"):
@@ -302,6 +313,13 @@ for mode in ("local", "remote", "remote-warm"):
         out[mode.replace("-", "_")]["site"] = {"layers_rebuilt": int(rebuilt), "layers_from_store": int(stored),
                              "layers_in_engine": int(engine), "bytes_received": int(received),
                              "seconds": float(secs)}
+for dry, real in (("dry-local", "local"), ("dry-remote", "remote_warm")):
+    j = json.loads(open("%s/%s.json" % (logs, dry)).read().strip().splitlines()[-1])
+    if not j.get("dry_run"):
+        sys.exit("%s: %s did not run dry" % (pair, dry))
+    out[dry.replace("-", "_")] = {"estimated_wire_bytes": j["estimated_wire_bytes"],
+                                  "real_socket_bytes": out[real]["socket_bytes"],
+                                  "seconds": j["seconds"]}
 out["missing_layer_bytes"] = out["local"]["missing_layer_bytes"]
 out["image_id"] = out["local"]["image_id"]
 print(json.dumps(out))
@@ -415,6 +433,25 @@ for r in rows:
         r["pair"], b(max(0, loc - again)), ratio(loc - again, bun), verdict(loc, 1.1),
         b(max(0, rem - again)), ratio(rem - again, bun), verdict(rem, 1.5),
         b(warm), ratio(warm, bun), b(max(0, warm - again)), ratio(warm - again, bun)))
+print()
+print("`--dry-run` estimates against the real run that follows (local; remote with the index "
+      "cached, as after a dry run); target within 10%:")
+print()
+print("| pair | local: estimate / real (error) | remote: estimate / real (error) | within 10% |")
+print("|---|--:|--:|:-:|")
+for r in rows:
+    cells, ok = [], True
+    for key in ("dry_local", "dry_remote"):
+        d = r.get(key)
+        if not d:
+            cells.append("n/a")
+            ok = False
+            continue
+        est, real = d["estimated_wire_bytes"], d["real_socket_bytes"]
+        err = (est - real) / real * 100 if real else 0
+        ok = ok and abs(err) <= 10
+        cells.append("%s / %s (%+.1f%%)" % (format(est, ","), format(real, ","), err))
+    print("| %s | %s | %s | %s |" % (r["pair"], cells[0], cells[1], "yes" if ok else "no"))
 print()
 print("Where the bytes go (payloads before framing and TLS; index and signatures come from "
       "the site, the stream from the sender; 'other' = socket bytes - fixed - the three):")

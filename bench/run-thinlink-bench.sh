@@ -191,7 +191,7 @@ work, pair, zstd_wall, zstd_bytes, out = sys.argv[1], sys.argv[2], float(sys.arg
 rate = 2e6 / 8  # bytes per second
 rows = []
 for name in ("local", "remote"):
-    j = json.load(open(f"{work}/{name}.json"))
+    j = json.loads(open(f"{work}/{name}.json").read().strip().splitlines()[-1])  # the result event
     wall = float(open(f"{work}/{name}.wall").read())
     rows.append((f"deltasend ({j['mode']})", j["socket_bytes_sent"], j["socket_bytes_received"], wall))
     pull = j["pull_estimate_bytes"]

@@ -362,6 +362,8 @@ Status SiteSender::hello_and_inventory() {
       report.disposition = stored_.count(i) ? "store" : resume_at_.count(i) ? "resume" : "send";
     }
   }
+  summary_.basis = inventory_.basis().reference().empty() ? inventory_.basis().image_id()
+                                                          : inventory_.basis().reference();
   for (const auto& text : inventory_.basis().diff_ids()) {
     DS_ASSIGN_OR_RETURN(Digest d, with_context(Digest::parse(text), "Inventory basis"));
     basis_chain_.push_back(d);

@@ -54,7 +54,8 @@ struct SendSummary {
   std::string image_id;
   bool dry_run = false;
   bool already_loaded = false;
-  std::string mode;  // "local", "remote" or "none"
+  std::string basis;  // the image the site chose as basis (its reference or ID); "" for none
+  std::string mode;   // "local", "remote" or "none"
   uint64_t socket_bytes_sent = 0;
   uint64_t socket_bytes_received = 0;
   uint64_t missing_layer_bytes = 0;  // uncompressed bytes of the layers the site lacked

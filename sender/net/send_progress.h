@@ -130,5 +130,4 @@ class ProgressBoard {
   int width_ = 100;
 };
 
-
 }  // namespace deltasync

@@ -160,6 +160,7 @@ nlohmann::json site_result_json(const SendCommandOptions& options, const SiteOut
             {"verified_on_site", !s.dry_run},
             {"already_loaded", s.already_loaded},
             {"mode", s.mode},
+            {"basis", s.basis},
             {"socket_bytes_sent", s.socket_bytes_sent},
             {"socket_bytes_received", s.socket_bytes_received},
             {"missing_layer_bytes", s.missing_layer_bytes},

@@ -366,7 +366,8 @@ TEST_F(DaemonTransferTest, JsonEventsParseAndMatchTheSiteCounters) {
   EXPECT_LT(received - site_sent, 1024u);
   std::smatch m;
   std::string log = receiver_->log();
-  ASSERT_TRUE(std::regex_search(log, m, std::regex("loaded and verified: .* ([0-9]+) bytes received")))
+  ASSERT_TRUE(
+      std::regex_search(log, m, std::regex("loaded and verified: .* ([0-9]+) bytes received")))
       << log;
   EXPECT_EQ(std::stoull(m[1].str()), sent);
   expect_site_has_target();
@@ -435,8 +436,8 @@ TEST_F(DaemonTransferTest, DryRunEstimatesTheBytesOfARealRun) {
     const auto estimate = dry["estimated_wire_bytes"].get<double>();
 
     auto real = send(mode);
-    const auto wire = real["socket_bytes_sent"].get<double>() +
-                      real["socket_bytes_received"].get<double>();
+    const auto wire =
+        real["socket_bytes_sent"].get<double>() + real["socket_bytes_received"].get<double>();
     std::printf("%s: dry-run estimate %.0f, real run %.0f bytes (%.2f%%)\n",
                 remote ? "remote" : "local", estimate, wire, 100 * (estimate - wire) / wire);
     EXPECT_NEAR(estimate, wire, 0.10 * wire);
