@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
          "container engine, unix://PATH (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
       ->envname("DELTARECVD_ENGINE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
 
   deltasync::ApplyCommandOptions apply;
@@ -83,7 +84,23 @@ int main(int argc, char** argv) {
       "Nothing is loaded unless every layer rebuilds and verifies.\n"
       "Example:\n  deltarecvd apply app-2.0.0.dsb");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help exits 0; a usage error exits 2.
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  // The command line, then DELTARECVD_ENGINE, then the config file (CLI11
+  // alone would let the config file win over the variable).
+  if (const char* set = std::getenv("DELTARECVD_ENGINE"); set && *set) {
+    bool on_line = false;
+    for (int i = 1; i < argc; ++i) {
+      std::string_view arg = argv[i];
+      on_line |= arg == "--engine" || arg.starts_with("--engine=");
+    }
+    if (!on_line) engine = set;
+  }
   if (*apply_cmd && app.count("--log-level") == 0) log_level = "warn";
   configure_logging(log_level);
   if (*apply_cmd) {

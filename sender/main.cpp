@@ -27,6 +27,26 @@ void configure_logging(const std::string& level) {
   spdlog::set_level(spdlog::level::from_str(level));
 }
 
+// CLI11 lets a config-file key win over an option's environment variable;
+// deltasend's order is command line, then DELTASEND_*, then the config file
+// (deploy/deltasend.conf), so the variables are applied again here.
+bool given_on_command_line(int argc, char** argv, std::string_view flag) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == flag ||
+        (arg.starts_with(flag) && arg.size() > flag.size() && arg[flag.size()] == '='))
+      return true;
+  }
+  return false;
+}
+
+void prefer_environment(int argc, char** argv, std::string_view flag, const char* variable,
+                        std::string& value) {
+  const char* set = std::getenv(variable);
+  if (set && *set && !given_on_command_line(argc, argv, flag)) value = set;
+}
+
 std::string default_config_path() {
   if (const char* home = std::getenv("HOME"); home && *home) {
     std::string user = std::string(home) + "/.config/deltasync/deltasend.conf";
@@ -77,7 +97,8 @@ int main(int argc, char** argv) {
   app.add_option("--ca", ca, "the CA that signed the receivers' certificates (PEM)")
       ->envname("DELTASEND_CA");
   app.add_option("--effort", send.effort, "fast, default or max: encode time against bytes")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fast", "default", "max"}));
   app.add_option("--threads", send.threads, "worker threads for deltas")->capture_default_str();
   app.add_flag("--no-local-basis", no_local_basis,
                "use the site's signatures even when this engine holds the basis");
@@ -115,7 +136,8 @@ int main(int argc, char** argv) {
          "container engine, unix://PATH (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
       ->envname("DELTASEND_ENGINE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
   deltasync::DiffCommandOptions diff;
   auto* diff_cmd =
@@ -145,7 +167,8 @@ int main(int argc, char** argv) {
   bundle_cmd->add_option("-o,--output", bundle.output, "the bundle file to write")->required();
   bundle_cmd
       ->add_option("--effort", bundle.effort, "fast, default or max: encode time against bytes")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fast", "default", "max"}));
   bundle_cmd->add_option("--threads", bundle.threads, "worker threads for deltas")
       ->capture_default_str();
   bundle_cmd->add_flag("--json", bundle.json, "print the result as JSON");
@@ -187,7 +210,21 @@ int main(int argc, char** argv) {
       "Uses --to, --cert, --key, --ca like sending (flags, DELTASEND_* or the config file).\n"
       "Example:\n  deltasend status --to edge-host");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; a usage error exits 2, as our own do.
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  prefer_environment(argc, argv, "--cert", "DELTASEND_CERT", cert);
+  prefer_environment(argc, argv, "--key", "DELTASEND_KEY", key);
+  prefer_environment(argc, argv, "--ca", "DELTASEND_CA", ca);
+  prefer_environment(argc, argv, "--engine", "DELTASEND_ENGINE", engine);
+  if (const char* to = std::getenv("DELTASEND_TO");
+      to && *to && !given_on_command_line(argc, argv, "--to")) {
+    send.sites = {to};
+  }
   configure_logging(log_level);
 
   if (*diff_cmd) {

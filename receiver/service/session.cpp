@@ -1,5 +1,7 @@
 #include "receiver/service/session.h"
 
+#include <malloc.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -67,6 +69,11 @@ class Session {
     }
     for (const auto& d : pinned_) state_.store->unpin(d);
     (void)state_.store->enforce_budget();
+    // A session's buffers (frames, zstd and librsync state, the decoder's
+    // tables) are freed now, but glibc keeps freed memory in its per-thread
+    // arenas; give it back, so that a burst of concurrent sessions does not
+    // leave the service at its peak size for good (bench/run-soak.sh).
+    ::malloc_trim(0);
   }
 
  private:
@@ -491,8 +498,8 @@ class Session {
       // Stopped, restarted or full meanwhile: every layer stays verified in
       // the store, so a rerun only loads.
       const Error& error = load.error();
-      return make_error(error.code(), "loading " + target_name() + " into the site's engine: " +
-                                          error.message() +
+      return make_error(error.code(), "loading " + target_name() +
+                                          " into the site's engine: " + error.message() +
                                           "; what was received is kept on the site: once its "
                                           "engine works, run the same command again");
     }

@@ -78,8 +78,8 @@ void print_one(const SendCommandOptions& options, const SendSummary& s, std::FIL
             format(" (%.0fx more)",
                    static_cast<double>(s.pull_estimate_bytes) / static_cast<double>(wire));
   std::fprintf(out, "%s\n", line.c_str());
-  std::fprintf(out, "  %llu layers sent (%s of layer data)%s, %s basis, %.1fs\n",
-               static_cast<unsigned long long>(s.layers_sent),
+  std::fprintf(out, "  %llu layer%s sent (%s of layer data)%s, %s basis, %.1fs\n",
+               static_cast<unsigned long long>(s.layers_sent), s.layers_sent == 1 ? "" : "s",
                human_bytes(s.missing_layer_bytes).c_str(), s.layers_resumed ? ", resumed" : "",
                s.mode.c_str(), s.seconds);
 }
