@@ -59,7 +59,13 @@ std::string lower_first(std::string text) {
   return text;
 }
 
-std::string unavailable_hint() {
+// What to check when nothing answers at `address`: Podman's API service is a
+// separate unit from podman itself, so name it for Podman's sockets.
+std::string unavailable_hint(const std::string& address) {
+  if (address.find("podman") != std::string::npos) {
+    return " (is Podman's API service running? systemctl enable --now podman.socket, or "
+           "podman system service; else use --engine unix://PATH or DOCKER_HOST)";
+  }
   return " (is dockerd running? use --engine unix://PATH or DOCKER_HOST)";
 }
 
@@ -88,7 +94,7 @@ class Connection {
       if (ec == beast::error::timeout) return std::unexpected(timeout_error("connecting"));
       std::string hint = ec == net::error::access_denied
                              ? " (run as root or as a member of the socket's group, e.g. docker)"
-                             : unavailable_hint();
+                             : unavailable_hint(options_.address);
       return make_error(ErrorCode::kUnavailable, "cannot reach the engine at " + options_.address +
                                                      ": " + lower_first(ec.message()) + hint);
     }
@@ -230,6 +236,14 @@ std::vector<std::string> string_list(const Json& value) {
 std::string string_field(const Json& object, const char* key) {
   auto it = object.find(key);
   return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// RepoTags in Docker's form whatever the engine (Podman lists
+// "docker.io/library/app:1" for Docker's "app:1"); see familiar_name().
+std::vector<std::string> repo_tags(const Json& value) {
+  std::vector<std::string> tags = string_list(value);
+  for (auto& tag : tags) tag = engine_detail::familiar_name(tag);
+  return tags;
 }
 
 int64_t int_field(const Json& object, const char* key) {
@@ -484,7 +498,7 @@ Result<std::vector<EngineImageSummary>> EngineClient::list_images() {
     for (const auto& item : json) {
       EngineImageSummary summary;
       summary.id = string_field(item, "Id");
-      summary.repo_tags = string_list(item.value("RepoTags", Json()));
+      summary.repo_tags = repo_tags(item.value("RepoTags", Json()));
       summary.size = int_field(item, "Size");
       summary.created = int_field(item, "Created");
       images.push_back(std::move(summary));
@@ -502,7 +516,7 @@ Result<EngineImageDetail> EngineClient::inspect_image(const std::string& name) {
     Json json = Json::parse(body);
     EngineImageDetail detail;
     detail.id = string_field(json, "Id");
-    detail.repo_tags = string_list(json.value("RepoTags", Json()));
+    detail.repo_tags = repo_tags(json.value("RepoTags", Json()));
     if (auto rootfs = json.find("RootFS"); rootfs != json.end() && rootfs->is_object()) {
       detail.diff_ids = string_list(rootfs->value("Layers", Json()));
     }
@@ -524,7 +538,10 @@ Result<std::vector<std::string>> EngineClient::load_image(ByteSource& archive) {
 
 Status EngineClient::tag_image(const std::string& source, const std::string& target) {
   return guarded(options_.address, "tag " + source, [&]() -> Status {
-    DS_ASSIGN_OR_RETURN(auto repo_tag, engine_detail::split_tag_target(target));
+    // Qualified: Podman would read "app:1" as "localhost/app:1" when that
+    // exists (Docker reads both forms alike).
+    DS_ASSIGN_OR_RETURN(auto repo_tag,
+                        engine_detail::split_tag_target(engine_detail::qualified_name(target)));
     std::string path = "/images/" + engine_detail::url_encode_path(source) +
                        "/tag?repo=" + engine_detail::url_encode_query(repo_tag.first) +
                        "&tag=" + engine_detail::url_encode_query(repo_tag.second);

@@ -1,5 +1,9 @@
 // Container-engine client: the Docker Engine API over its unix socket
-// (Boost.Beast HTTP/1.1). Podman's Docker-compatible socket speaks the same.
+// (Boost.Beast HTTP/1.1). Podman's Docker-compatible socket (podman system
+// service) speaks the same; where its answers differ, they are brought to
+// Docker's form here (names, see engine_detail::familiar_name), and
+// DockerArchiveWriter writes archives both engines load (docs/deploy.md,
+// "Podman").
 //
 // Each call opens its own connection, so an EngineClient may be shared by
 // threads as long as calls do not overlap on one object (it holds no socket
@@ -41,15 +45,16 @@ struct EngineVersion {
 
 struct EngineImageSummary {
   std::string id;  // "sha256:<hex>" (the config digest)
+  // In Docker's form ("app:1", not Podman's "docker.io/library/app:1").
   std::vector<std::string> repo_tags;
   int64_t size = 0;
   int64_t created = 0;
 };
 
 struct EngineImageDetail {
-  std::string id;  // "sha256:<hex>"
-  std::vector<std::string> repo_tags;
-  std::vector<std::string> diff_ids;  // RootFS.Layers, "sha256:<hex>"
+  std::string id;                      // "sha256:<hex>"
+  std::vector<std::string> repo_tags;  // Docker's form, as above
+  std::vector<std::string> diff_ids;   // RootFS.Layers, "sha256:<hex>"
   std::string os;
   std::string architecture;
   int64_t size = 0;
@@ -76,7 +81,8 @@ class EngineClient {
   // POST /images/load: streams a docker-archive from `archive` (chunked).
   // Returns the engine's progress messages ("Loaded image: app:2.0.0").
   Result<std::vector<std::string>> load_image(ByteSource& archive);
-  // POST /images/{source}/tag?repo=..&tag=..; target "repo[:tag]".
+  // POST /images/{source}/tag?repo=..&tag=..; target "repo[:tag]", sent
+  // qualified ("docker.io/library/app:1" for "app:1", as Docker reads it).
   Status tag_image(const std::string& source, const std::string& target);
   // DELETE /images/{name} (used by tests and store housekeeping).
   Status remove_image(const std::string& name, bool force);

@@ -12,6 +12,9 @@ namespace deltasync::engine_detail {
 
 namespace {
 
+constexpr std::string_view kDockerHub = "docker.io/";
+constexpr std::string_view kOfficial = "library/";
+
 bool is_unreserved(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
@@ -86,6 +89,32 @@ Result<std::pair<std::string, std::string>> split_tag_target(std::string_view ta
                       "bad tag target '" + std::string(target) + "' (expected repo[:tag])");
   }
   return std::pair{std::move(repo), std::move(tag)};
+}
+
+std::string familiar_name(std::string_view name) {
+  if (!name.starts_with(kDockerHub)) return std::string(name);
+  std::string_view rest = name.substr(kDockerHub.size());
+  // Only official images drop "library/": "library/a/b" stays as it is.
+  if (rest.starts_with(kOfficial) && rest.find('/', kOfficial.size()) == std::string_view::npos) {
+    rest.remove_prefix(kOfficial.size());
+  }
+  if (rest.empty()) return std::string(name);
+  return std::string(rest);
+}
+
+std::string qualified_name(std::string_view name) {
+  if (name.empty()) return {};
+  size_t slash = name.find('/');
+  if (slash == std::string_view::npos)
+    return std::string(kDockerHub) + std::string(kOfficial) + std::string(name);
+  // Docker's rule: the first component is a registry if it has '.' or ':',
+  // is "localhost", or has upper-case letters (never a repository's).
+  std::string_view first = name.substr(0, slash);
+  bool registry =
+      first == "localhost" || first.find_first_of(".:") != std::string_view::npos ||
+      std::any_of(first.begin(), first.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  if (registry) return std::string(name);
+  return std::string(kDockerHub) + std::string(name);
 }
 
 std::string api_path_prefix(std::string_view engine_api_version) {

@@ -1,6 +1,8 @@
-// Private helpers of the engine client (common/engine only, and its unit
-// tests): URL encoding, splitting a "repo[:tag]" reference, API version
-// negotiation and reading the engine's error bodies. Pure functions, no I/O.
+// Private helpers of the engine client (common/engine, its unit tests, and
+// the docker-archive writer's RepoTags): URL encoding, splitting a
+// "repo[:tag]" reference, the familiar and qualified forms of image names,
+// API version negotiation and reading the engine's error bodies. Pure
+// functions, no I/O.
 //
 // Thread safety: pure functions on values.
 #pragma once
@@ -27,6 +29,26 @@ std::string url_encode_query(std::string_view text);
 // {"localhost:5000/app", "latest"}. Digests ("@sha256:..") and empty parts
 // are kInvalidArgument.
 Result<std::pair<std::string, std::string>> split_tag_target(std::string_view target);
+
+// Image names. Docker lists short ("familiar") names: "app:1", "team/app:1".
+// Podman's Docker-compatible API lists fully qualified ones:
+// "docker.io/library/app:1", and "localhost/app:1" for what it built without
+// a registry name; and it reads a short name in a loaded archive's RepoTags,
+// or in a tag request when "localhost/app:1" exists, as "localhost/app:1",
+// where Docker reads "docker.io/library/app:1". So names are handed out in
+// the familiar form (compared and shown alike whatever the engine) and sent
+// to an engine in the qualified form, which both read the same way. The
+// docker-archive writer uses qualified_name() for RepoTags too.
+//   familiar_name:  "docker.io/library/app:1" -> "app:1",
+//                   "docker.io/team/app:1" -> "team/app:1"; others unchanged
+//                   ("localhost/app:1", "registry:5000/app:1", "<none>:<none>")
+//   qualified_name: "app:1" -> "docker.io/library/app:1",
+//                   "team/app:1" -> "docker.io/team/app:1"; a name whose first
+//                   component is a registry ("localhost", or with '.' or ':')
+//                   unchanged
+// "localhost/app" names registry "localhost" to Docker, so it is kept.
+std::string familiar_name(std::string_view name);
+std::string qualified_name(std::string_view name);
 
 // The newest Engine API version whose answers we know ("1.47").
 inline constexpr std::string_view kMaxApiVersion = "1.47";

@@ -5,9 +5,18 @@
 // manifest.json goes last so layers can be streamed as they arrive; docker
 // load reads the whole archive before it looks at the manifest. The legacy
 // "repositories" file is left out: it needs v1 layer IDs, and docker load
-// uses manifest.json whenever it is present.
+// uses manifest.json whenever it is present. Skipped layers (the engine holds
+// them) get an empty placeholder <diffid-hex>/layer.tar, written by finish()
+// so that a later add_layer() of the same diff_id can still write the real
+// content under that path: Podman rejects an archive whose manifest names a
+// missing file ("Some layer tarfiles are missing in the tarball"), although
+// it never reads a layer it already stores. Tags go into manifest.json
+// qualified ("docker.io/library/app:1"), see engine_detail::qualified_name.
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
+#include "common/engine/engine_detail.h"
 #include "common/image/image.h"
 #include "common/image/manifest.h"
 #include "common/tar/tar_entry.h"
@@ -54,26 +63,16 @@ Status DockerArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, Byte
                                                              : std::string("no more layers")) +
                           " here");
   }
-  std::string dir = diff_id.hex();
-  std::string path = dir + "/layer.tar";
-  for (size_t i = 0; i < index; ++i) {
-    if (expected_diff_ids_[i] == diff_id) {
-      layer_paths_.push_back(path);
-      return ok_status();
-    }
+  std::string path = diff_id.hex() + "/layer.tar";
+  // Written before (an image may repeat a layer): reference it again. One
+  // that was only skipped before is written now (the engine may need it at
+  // this position of the chain).
+  if (std::find(written_.begin(), written_.end(), diff_id) != written_.end()) {
+    layer_paths_.push_back(path);
+    return ok_status();
   }
   failed_ = true;  // until the layer is complete
-  TarHeaderSpec dir_spec;
-  dir_spec.path = dir + "/";
-  dir_spec.type = '5';
-  dir_spec.mode = 0755;
-  dir_spec.mtime = mtime_;
-  DS_RETURN_IF_ERROR(out_.write(build_tar_header(dir_spec)));
-  TarHeaderSpec spec;
-  spec.path = path;
-  spec.size = size;
-  spec.mtime = mtime_;
-  DS_RETURN_IF_ERROR(out_.write(build_tar_header(spec)));
+  DS_RETURN_IF_ERROR(write_layer_header(diff_id, size));
   HashingSink hashing(&out_);
   DS_RETURN_IF_ERROR(copy_exact(content, hashing, size, what));
   Digest actual = hashing.digest();
@@ -83,8 +82,23 @@ Status DockerArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, Byte
   }
   DS_RETURN_IF_ERROR(out_.write(std::string(tar_padding(size), '\0')));
   layer_paths_.push_back(path);
+  written_.push_back(diff_id);
   failed_ = false;
   return ok_status();
+}
+
+Status DockerArchiveWriter::write_layer_header(const Digest& diff_id, uint64_t size) {
+  TarHeaderSpec dir_spec;
+  dir_spec.path = diff_id.hex() + "/";
+  dir_spec.type = '5';
+  dir_spec.mode = 0755;
+  dir_spec.mtime = mtime_;
+  DS_RETURN_IF_ERROR(out_.write(build_tar_header(dir_spec)));
+  TarHeaderSpec spec;
+  spec.path = diff_id.hex() + "/layer.tar";
+  spec.size = size;
+  spec.mtime = mtime_;
+  return out_.write(build_tar_header(spec));
 }
 
 Status DockerArchiveWriter::skip_layer(const Digest& diff_id) {
@@ -109,9 +123,21 @@ Status DockerArchiveWriter::finish() {
                           " layers added, the config lists " +
                           std::to_string(expected_diff_ids_.size()));
   }
+  // Placeholders for the layers that were only skipped (see the top).
+  for (const Digest& diff_id : expected_diff_ids_) {
+    if (std::find(written_.begin(), written_.end(), diff_id) != written_.end()) continue;
+    failed_ = true;
+    DS_RETURN_IF_ERROR(write_layer_header(diff_id, 0));
+    written_.push_back(diff_id);
+    failed_ = false;
+  }
+  // Qualified names: Podman's load reads a short "app:1" as
+  // "localhost/app:1", Docker's reads both forms as "app:1".
+  std::vector<std::string> repo_tags;
+  for (const auto& tag : tags_) repo_tags.push_back(engine_detail::qualified_name(tag));
   nlohmann::json entry = {
       {"Config", Digest::of(config_bytes_).hex() + ".json"},
-      {"RepoTags", tags_.empty() ? nlohmann::json(nullptr) : nlohmann::json(tags_)},
+      {"RepoTags", repo_tags.empty() ? nlohmann::json(nullptr) : nlohmann::json(repo_tags)},
       {"Layers", layer_paths_},
   };
   std::string manifest = nlohmann::json::array({entry}).dump();

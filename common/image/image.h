@@ -92,9 +92,13 @@ class DockerArchiveWriter {
   // if the content does not hash to it. A diff_id already written (an image
   // may repeat a layer) is referenced again and `content` is not read.
   Status add_layer(const Digest& diff_id, uint64_t size, ByteSource& content);
-  // Lists the next layer in manifest.json without writing its tar: for a
-  // load into an engine that already holds this layer chain (Docker's load
-  // reads a layer's file only when the layer is missing).
+  // Lists the next layer in manifest.json without its content: for a load
+  // into an engine that already holds this layer chain. Docker's load reads a
+  // layer's file only when the layer is missing; Podman's needs every listed
+  // file to exist but reuses a stored layer by its diff_id without reading
+  // it. So finish() writes an empty placeholder file for each layer that was
+  // only skipped; an engine that lacks the layer after all fails its diff_id
+  // check on it and loads nothing.
   Status skip_layer(const Digest& diff_id);
   // Writes manifest.json and the end of the archive; fails unless every
   // layer of the config was added.
@@ -103,12 +107,15 @@ class DockerArchiveWriter {
  private:
   Status start();
   Status write_member(const std::string& path, std::string_view data);
+  // The "<diffid-hex>/" directory and "<diffid-hex>/layer.tar" headers.
+  Status write_layer_header(const Digest& diff_id, uint64_t size);
 
   ByteSink& out_;
   std::string config_bytes_;
   std::vector<std::string> tags_;
   std::vector<Digest> expected_diff_ids_;
   std::vector<std::string> layer_paths_;
+  std::vector<Digest> written_;  // layers whose content is in the archive
   int64_t mtime_ = 0;
   bool config_written_ = false;
   bool failed_ = false;

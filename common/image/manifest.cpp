@@ -412,7 +412,9 @@ Result<ImageLayout> read_docker_archive_layout(MemberStore& store, std::string_v
   layout.document = what;
   layout.config_member = chosen->config;
   layout.config_digest = digest_from_member_name(chosen->config);
-  for (const auto& tag : chosen->tags) layout.tags.push_back(tag);
+  // Familiar, like OCI names (tags_of): Podman's archives and ours name
+  // "docker.io/library/app:1" what Docker's name "app:1".
+  for (const auto& tag : chosen->tags) layout.tags.push_back(familiar_reference(tag));
   for (const auto& layer : chosen->layers) layout.layers.push_back({layer, std::nullopt, ""});
   return layout;
 }

@@ -164,7 +164,8 @@ struct FrameChannel::Impl {
   Error alert_error(int alert, const boost::system::error_code& ec, std::string_view step) const;
   Error handshake_error(const boost::system::error_code& ec);
   // A send failed because the connection ended: the client reads once more
-  // for a TLS alert explaining it (the receiver refused the certificate).
+  // for a TLS alert explaining it (the receiver refused the certificate), or
+  // for the frames the receiver sent before it closed (keeping the last).
   Error send_error(const boost::system::error_code& ec, std::string_view step);
   Status write_bytes(std::string_view first, std::string_view second, std::string_view step);
 
@@ -176,6 +177,9 @@ struct FrameChannel::Impl {
   std::string dialled_host_;  // client: the host the certificate must name
   VerifyFailure verify_;
   std::string write_buffer_;
+  // The last frame the peer sent before it closed, found by send_error();
+  // the next receive_frame() returns it.
+  std::optional<std::string> last_frame_;
 };
 
 // The Impl behind a channel (the server runs its handshake through it).

@@ -56,13 +56,22 @@ namespace {
 // once (one run of TLS records); larger ones go as prefix + payload (one
 // extra 22-byte record, nothing next to the payload).
 constexpr size_t kCoalesceLimit = 64 * 1024;
-// How long a client whose send failed waits for the receiver's TLS alert.
+// How long a client whose send failed waits for the receiver's TLS alert or
+// its last frames.
 constexpr std::chrono::milliseconds kAlertProbe{1000};
+// Frames read after a failed send, looking for the peer's last one.
+constexpr int kLastFramesRead = 64;
 // TCP keepalive: a silently vanished peer is noticed after about 2 minutes
 // even while this end only waits (the io_timeout bounds each call anyway).
 constexpr int kKeepaliveIdleSeconds = 60;
 constexpr int kKeepaliveIntervalSeconds = 15;
 constexpr int kKeepaliveProbes = 4;
+
+// The u32 big-endian length prefix of a frame.
+uint32_t frame_size(const std::array<unsigned char, 4>& prefix) {
+  return (uint32_t{prefix[0]} << 24) | (uint32_t{prefix[1]} << 16) | (uint32_t{prefix[2]} << 8) |
+         uint32_t{prefix[3]};
+}
 
 bool ascii_iequal(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
@@ -307,11 +316,23 @@ Error FrameChannel::Impl::send_error(const error_code& ec, std::string_view step
   if (role == Role::kClient && !cancelled_.load() && !timed_out_ &&
       net_detail::is_connection_closed(ec) && !net_detail::received_alert(ec)) {
     // TLS 1.3: the receiver checks our certificate after our handshake has
-    // finished; if it refused it, its alert is waiting to be read.
+    // finished; if it refused it, its alert is waiting to be read. A receiver
+    // that ended the session sent why (a SessionError) before it closed: keep
+    // the last frame waiting for receive_frame().
     start_deadline(std::min(kAlertProbe, limits.io_timeout));
-    char byte = 0;
-    error_code probe = run(
-        [&](auto handler) { stream.async_read_some(asio::buffer(&byte, 1), std::move(handler)); });
+    error_code probe;
+    for (int frames = 0; frames < kLastFramesRead && !probe; ++frames) {
+      std::array<unsigned char, 4> prefix{};
+      probe = run([&](auto handler) {
+        asio::async_read(stream, asio::buffer(prefix), std::move(handler));
+      });
+      if (probe || frame_size(prefix) > limits.max_frame_bytes) break;
+      std::string payload(frame_size(prefix), '\0');
+      probe = run([&](auto handler) {
+        asio::async_read(stream, asio::buffer(payload), std::move(handler));
+      });
+      if (!probe) last_frame_ = std::move(payload);
+    }
     if (net_detail::received_alert(probe)) return io_error(probe, step);
     timed_out_ = false;
   }
@@ -547,14 +568,18 @@ Status FrameChannel::Impl::send_frame(std::string_view payload) {
 }
 
 Result<std::string> FrameChannel::Impl::receive_frame() {
+  if (last_frame_) {
+    std::string frame = std::move(*last_frame_);
+    last_frame_.reset();
+    return frame;
+  }
   DS_RETURN_IF_ERROR(usable());
   start_deadline(limits.io_timeout);  // for the prefix and the payload together
   std::array<unsigned char, 4> prefix{};
   error_code ec = run(
       [&](auto handler) { asio::async_read(stream, asio::buffer(prefix), std::move(handler)); });
   if (ec) return fail(io_error(ec, "receiving a frame"));
-  const uint32_t size = (uint32_t{prefix[0]} << 24) | (uint32_t{prefix[1]} << 16) |
-                        (uint32_t{prefix[2]} << 8) | uint32_t{prefix[3]};
+  const uint32_t size = frame_size(prefix);
   if (size > limits.max_frame_bytes) {
     return fail(Error(ErrorCode::kProtocol,
                       label + ": the peer announced a frame of " + std::to_string(size) +

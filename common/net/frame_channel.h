@@ -42,7 +42,10 @@
 // as kVerifyFailed saying so; connect_channel() itself succeeds then.
 //
 // After any error other than kInvalidArgument from send_frame(), the
-// connection is closed and every later call returns an error.
+// connection is closed and every later call returns an error. One exception:
+// when a client's send failed because the receiver closed, the last frame
+// the receiver sent before closing (its SessionError, saying why) is returned
+// by the next receive_frame().
 #pragma once
 
 #include <cstdint>

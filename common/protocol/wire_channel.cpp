@@ -79,7 +79,15 @@ Status WireChannel::send(const wire::SessionFrame& frame) {
   std::string bytes;
   if (!frame.SerializeToString(&bytes))
     return make_error(ErrorCode::kInternal, "cannot serialize a session frame");
-  return send_frame(bytes);
+  Status sent = send_frame(bytes);
+  if (sent || !failed_ || channel_ == nullptr) return sent;
+  // A peer that ended the session while we were sending said why before it
+  // closed (the channel keeps its last frame): that is the error to report.
+  auto last = channel_->receive_frame();
+  wire::SessionFrame reply;
+  if (last && reply.ParseFromString(*last) && reply.has_error())
+    return make_error(code_from_name(reply.error().code()), reply.error().message());
+  return sent;
 }
 
 Result<wire::SessionFrame> WireChannel::receive() {

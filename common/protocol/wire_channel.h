@@ -36,6 +36,8 @@ class WireChannel {
   // Over another transport (tests, fuzzers); channel() must not be called.
   explicit WireChannel(FrameTransport& transport) : transport_(&transport) {}
 
+  // Sends one frame. If the peer ended the session meanwhile and said why
+  // (a SessionError before it closed), that is the error returned.
   Status send(const wire::SessionFrame& frame);
   // Next frame; a SessionError from the peer becomes our Error (its code kept).
   Result<wire::SessionFrame> receive();

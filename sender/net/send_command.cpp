@@ -777,11 +777,11 @@ std::vector<SiteOutcome> run_send_command(const SendCommandOptions& options, Pro
     for (size_t i = next++; i < outcomes.size(); i = next++) {
       SiteSender sender(**source, options, options.sites[i], *progress[i], share);
       outcomes[i].summary = sender.run();
-      progress[i]->finished(
-          static_cast<bool>(outcomes[i].summary),
-          outcomes[i].summary
-              ? std::string()
-              : options.sites[i] + ": failed: " + outcomes[i].summary.error().message());
+      // With several sites a failure shows as it happens; the error itself
+      // is printed once, at the end (send_report.cpp).
+      bool failed_among_several = !outcomes[i].summary && outcomes.size() > 1;
+      progress[i]->finished(static_cast<bool>(outcomes[i].summary),
+                            failed_among_several ? options.sites[i] + ": failed" : std::string());
     }
   };
   size_t threads = std::clamp<size_t>(options.parallel, 1, outcomes.size());

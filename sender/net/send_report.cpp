@@ -203,6 +203,18 @@ int report_send_outcomes(const SendCommandOptions& options,
                          double rate, bool quiet, std::FILE* out) {
   bool all_ok = true;
   for (const auto& o : outcomes) all_ok = all_ok && static_cast<bool>(o.summary);
+  // Errors go to stderr in every style (--json and --quiet included); the
+  // site is named when there are several (one site's errors name it already).
+  board.clear();
+  for (const auto& o : outcomes) {
+    if (o.summary) continue;
+    if (outcomes.size() == 1) {
+      std::fprintf(stderr, "deltasend: error: %s\n", o.summary.error().message().c_str());
+    } else {
+      std::fprintf(stderr, "deltasend: error: %s: %s\n", o.site.c_str(),
+                   o.summary.error().message().c_str());
+    }
+  }
   if (board.style() == ProgressStyle::kJson) {
     if (outcomes.size() == 1) {
       board.json_event("result", site_result_json(options, outcomes[0], rate));
@@ -212,12 +224,6 @@ int report_send_outcomes(const SendCommandOptions& options,
       board.json_event("result", {{"ok", all_ok}, {"image", options.image}, {"sites", sites}});
     }
     return all_ok ? 0 : 1;
-  }
-  board.clear();
-  for (const auto& o : outcomes) {
-    if (!o.summary)
-      std::fprintf(stderr, "deltasend: error: %s: %s\n", o.site.c_str(),
-                   o.summary.error().message().c_str());
   }
   if (quiet && all_ok) return 0;
   if (outcomes.size() > 1) {

@@ -49,6 +49,35 @@ TEST(EngineDetail, SplitTagTargetRejectsBadTargets) {
   }
 }
 
+// Podman lists fully qualified names; Docker's short form is what we use.
+TEST(EngineDetail, FamiliarName) {
+  using engine_detail::familiar_name;
+  EXPECT_EQ(familiar_name("docker.io/library/app:1"), "app:1");
+  EXPECT_EQ(familiar_name("docker.io/library/app"), "app");
+  EXPECT_EQ(familiar_name("docker.io/team/app:1"), "team/app:1");
+  EXPECT_EQ(familiar_name("docker.io/library/a/b:1"), "library/a/b:1");
+  EXPECT_EQ(familiar_name("app:1"), "app:1");
+  EXPECT_EQ(familiar_name("localhost/app:1"), "localhost/app:1");
+  EXPECT_EQ(familiar_name("registry:5000/app:1"), "registry:5000/app:1");
+  EXPECT_EQ(familiar_name("docker.io.example/app:1"), "docker.io.example/app:1");
+  EXPECT_EQ(familiar_name("<none>:<none>"), "<none>:<none>");
+}
+
+// What we send: Podman would read a short name as localhost/...
+TEST(EngineDetail, QualifiedName) {
+  using engine_detail::qualified_name;
+  EXPECT_EQ(qualified_name("app:1"), "docker.io/library/app:1");
+  EXPECT_EQ(qualified_name("app"), "docker.io/library/app");
+  EXPECT_EQ(qualified_name("team/app:1"), "docker.io/team/app:1");
+  EXPECT_EQ(qualified_name("docker.io/library/app:1"), "docker.io/library/app:1");
+  EXPECT_EQ(qualified_name("localhost/app:1"), "localhost/app:1");
+  EXPECT_EQ(qualified_name("localhost:5000/app:1"), "localhost:5000/app:1");
+  EXPECT_EQ(qualified_name("reg.example/team/app:1"), "reg.example/team/app:1");
+  EXPECT_EQ(qualified_name("Reg/app:1"), "Reg/app:1");
+  for (const char* name : {"app:1", "team/app:1", "localhost/app:1", "reg.example/app:1"})
+    EXPECT_EQ(engine_detail::familiar_name(qualified_name(name)), name);
+}
+
 TEST(EngineDetail, ApiPathPrefixTakesTheOlderVersion) {
   EXPECT_EQ(api_path_prefix("1.41"), "/v1.41");
   EXPECT_EQ(api_path_prefix("1.24"), "/v1.24");

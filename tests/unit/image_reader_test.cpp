@@ -649,6 +649,46 @@ TEST_F(ImageReaderTest, WriterOutputRoundTrips) {
   EXPECT_EQ(reader->info().layers[3].blob_name, reader->info().layers[0].blob_name);
 }
 
+// Layers the engine already holds are skipped: manifest.json lists them and
+// an empty <diffid>/layer.tar stands in for each (Podman's load refuses an
+// archive whose manifest names a missing file). A skipped layer that comes
+// again later in the chain is written there with its content, once.
+TEST_F(ImageReaderTest, WriterSkippedLayersGetEmptyPlaceholders) {
+  std::vector<Layer> layers = {make_layer("s1", {{"a", "1"}}), make_layer("s2", {{"b", "2"}}),
+                               make_layer("s3", {{"c", "3"}})};
+  layers.push_back(layers[0]);
+  std::string config = config_json(layers);
+  StringSink out;
+  DockerArchiveWriter writer(out, config, {"app:skip"});
+  ASSERT_TRUE(writer.skip_layer(layers[0].diff_id).has_value());
+  ASSERT_TRUE(writer.skip_layer(layers[1].diff_id).has_value());
+  MemorySource third(layers[2].tar);
+  ASSERT_TRUE(writer.add_layer(layers[2].diff_id, layers[2].tar.size(), third).has_value());
+  MemorySource again(layers[0].tar);
+  ASSERT_TRUE(writer.add_layer(layers[0].diff_id, layers[0].tar.size(), again).has_value());
+  auto finished = writer.finish();
+  ASSERT_TRUE(finished.has_value()) << finished.error().message();
+  fs::path tar = root_ / "skipped.tar";
+  write_file(tar, out.data());
+
+  // Each layer file once: s1 with its content, s2 an empty placeholder.
+  run("tar -tf " + tar.string() + " | sort | uniq -d > " + (root_ / "dups").string());
+  EXPECT_EQ(read_file(root_ / "dups"), "");
+  fs::path x = root_ / "skipped";
+  fs::create_directories(x);
+  run("tar -xf " + tar.string() + " -C " + x.string());
+  auto layer_file = [&](const Layer& l) { return x / l.diff_id.hex() / "layer.tar"; };
+  EXPECT_EQ(read_file(layer_file(layers[0])), layers[0].tar);
+  EXPECT_EQ(fs::file_size(layer_file(layers[1])), 0u);
+  EXPECT_EQ(read_file(layer_file(layers[2])), layers[2].tar);
+  json manifest = json::parse(read_file(x / "manifest.json"));
+  std::vector<std::string> paths;
+  for (const auto& l : layers) paths.push_back(l.diff_id.hex() + "/layer.tar");
+  EXPECT_EQ(manifest[0]["Layers"].get<std::vector<std::string>>(), paths);
+  // Qualified, so that Podman does not read it as localhost/app:skip.
+  EXPECT_EQ(manifest[0]["RepoTags"], json::array({"docker.io/library/app:skip"}));
+}
+
 TEST_F(ImageReaderTest, WriterRefusesWrongLayers) {
   std::vector<Layer> layers = {make_layer("w1", {{"a", "1"}}), make_layer("w2", {{"b", "2"}})};
   std::string config = config_json(layers);

@@ -672,6 +672,31 @@ TEST_F(NetChannelTest, ConnectionsBeyondMaxSessionsGetOnBusyAndTheServiceStaysUp
   EXPECT_EQ(busy_calls.load(), 1);
 }
 
+// A receiver that ends the session while the client is still sending says
+// why in a last frame before it closes (with unread data: a reset). The
+// client's send fails; its next receive_frame() returns that last frame,
+// and only then the closed connection.
+TEST_F(NetChannelTest, LastFrameOfAReceiverThatClosedIsKeptWhenASendFails) {
+  auto server = start(server_options(), [&](FrameChannel& channel) {
+    (void)channel.receive_frame();
+    (void)channel.send_frame("the store is full");
+  });
+  ASSERT_TRUE(server);
+  auto client = connect_channel(client_options(server->port()));
+  ASSERT_TRUE(client) << client.error().message();
+  const std::string chunk(kMiB, 'x');
+  Status sent;
+  for (int i = 0; i < 256 && sent; ++i) sent = (*client)->send_frame(chunk);
+  ASSERT_FALSE(sent) << "the receiver never closed";
+  EXPECT_EQ(sent.error().code(), ErrorCode::kUnavailable) << sent.error().message();
+  auto last = (*client)->receive_frame();
+  ASSERT_TRUE(last) << last.error().message();
+  EXPECT_EQ(*last, "the store is full");
+  auto after = (*client)->receive_frame();
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error().code(), ErrorCode::kUnavailable) << after.error().message();
+}
+
 TEST_F(NetChannelTest, StopCancelsASessionBlockedInReceiveAndJoinsIt) {
   ServerOptions options = server_options();
   options.limits.io_timeout = milliseconds(30000);
