@@ -235,6 +235,28 @@ size_t LayerStore::layer_count() const {
 
 Status LayerStore::enforce_budget() {
   std::lock_guard lock(mutex_);
+  std::error_code ec;
+  // Partial transfers, by the time of their newest write.
+  struct Partial {
+    fs::file_time_type written;
+    fs::path dir;
+  };
+  std::vector<Partial> partials;
+  const auto now = fs::file_time_type::clock::now();
+  for (const auto& image : fs::directory_iterator(root_ / "partial", ec)) {
+    if (!image.is_directory(ec)) continue;
+    fs::file_time_type newest = image.last_write_time(ec);
+    for (const auto& file : fs::directory_iterator(image.path(), ec))
+      newest = std::max(newest, file.last_write_time(ec));
+    if (now - newest > kAbandonedPartialAge) {
+      spdlog::info("store: dropping the partial transfer {} (no write for a week)",
+                   image.path().filename().string());
+      fs::remove_all(image.path(), ec);
+      continue;
+    }
+    partials.push_back({newest, image.path()});
+  }
+
   struct Candidate {
     fs::file_time_type used;
     fs::path path;
@@ -242,7 +264,6 @@ Status LayerStore::enforce_budget() {
   };
   std::vector<Candidate> layers;
   uint64_t total = bytes_used();
-  std::error_code ec;
   for (const auto& entry : fs::directory_iterator(root_ / "layers", ec)) {
     if (entry.path().extension() != ".tar") continue;
     auto digest = Digest::parse(entry.path().stem().string(), true);
@@ -258,6 +279,21 @@ Status LayerStore::enforce_budget() {
     fs::remove(layer.path, ec);
     fs::remove(fs::path(layer.path).replace_extension(".idx"), ec);
     total -= std::min(total, layer.size);
+  }
+  // Still over: idle partial transfers, oldest first (a running one writes
+  // at least every segment, so it is never idle this long).
+  std::sort(partials.begin(), partials.end(),
+            [](const Partial& a, const Partial& b) { return a.written < b.written; });
+  for (const auto& partial : partials) {
+    if (total <= budget_ || now - partial.written <= kIdlePartialAge) break;
+    uint64_t size = 0;
+    for (const auto& file : fs::directory_iterator(partial.dir, ec))
+      if (file.is_regular_file(ec)) size += file.file_size(ec);
+    spdlog::info(
+        "store: dropping the idle partial transfer {} ({} bytes) to stay within the budget",
+        partial.dir.filename().string(), size);
+    fs::remove_all(partial.dir, ec);
+    total -= std::min(total, size);
   }
   return ok_status();
 }

@@ -14,11 +14,17 @@
 // nothing a peer sends (tar paths included) ever becomes a path. Every file
 // is written to a temp name, synced, then renamed, so a crash leaves either
 // the old state or the new one. Layers beyond the disk budget are evicted,
-// least recently used first, except those a session has pinned.
+// least recently used first, except those a session has pinned. Partial
+// transfers nobody resumed are dropped too: always after
+// kAbandonedPartialAge without a write, and, when evicting every unpinned
+// layer still leaves the store over its budget, after kIdlePartialAge
+// (oldest first). A layer is cheap to get back (the site's own engine); a
+// partial transfer may have cost hours of a thin link, so it goes last.
 //
 // Thread safety: all methods may be called from several sessions at once.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -72,8 +78,12 @@ class LayerStore {
   // Keeps layers in use out of eviction while a session runs.
   void pin(const Digest& diff_id);
   void unpin(const Digest& diff_id);
-  // Evicts unpinned layers, oldest use first, until within the budget.
+  // Drops abandoned partial transfers, then evicts unpinned layers (oldest
+  // use first), then idle partial transfers, until within the budget.
   Status enforce_budget();
+
+  static constexpr std::chrono::hours kAbandonedPartialAge{24 * 7};
+  static constexpr std::chrono::hours kIdlePartialAge{1};
 
   uint64_t bytes_used() const;
   uint64_t budget() const { return budget_; }
