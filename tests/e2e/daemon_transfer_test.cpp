@@ -12,6 +12,7 @@
 //     with no scratch left behind.
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -434,6 +435,17 @@ TEST_F(DaemonTransferTest, DryRunEstimatesTheBytesOfARealRun) {
     EXPECT_GT(accounted, 20u << 20) << dry.dump(2);
     EXPECT_GT(dry["estimated_seconds"].get<double>(), 0);
     const auto estimate = dry["estimated_wire_bytes"].get<double>();
+
+    // The same dry run for a person: the per-layer plan and the estimate.
+    auto text_argv = send_argv("build-1", extra);
+    text_argv.erase(std::find(text_argv.begin(), text_argv.end(), "--json"));
+    auto text = run_command(text_argv);
+    ASSERT_TRUE(text.ok()) << text.error_output;
+    std::printf("%s", text.output.c_str());
+    for (const char* expected :
+         {"(dry run, ", "nothing was sent", "site has", "reused", "estimated on the wire",
+          " at 2 Mbit/s", "a registry pull of the missing layers"})
+      EXPECT_NE(text.output.find(expected), std::string::npos) << expected << "\n" << text.output;
 
     auto real = send(mode);
     const auto wire =
