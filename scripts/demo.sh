@@ -90,6 +90,9 @@ for _ in $(seq 1 100); do
 done
 [ -n "$port" ] || { cat "$work/receiver.log" >&2; echo "demo: deltarecvd did not start" >&2; exit 1; }
 
+echo "== deltasend app:2.0.0 --to 127.0.0.1:$port --dry-run --rate 2mbit   (what it would cost)"
+"$deltasend" --engine "$build_engine" app:2.0.0 --to "127.0.0.1:$port" --dry-run --rate 2mbit \
+  --cert "$work/pki/sender-build-host.pem" --key "$work/pki/sender-build-host.key" --ca "$work/pki/ca.pem"
 echo "== deltasend app:2.0.0 --to 127.0.0.1:$port   (build host)"
 "$deltasend" --engine "$build_engine" app:2.0.0 --to "127.0.0.1:$port" \
   --cert "$work/pki/sender-build-host.pem" --key "$work/pki/sender-build-host.key" --ca "$work/pki/ca.pem"

@@ -372,7 +372,7 @@ Status SiteSender::hello_and_inventory() {
 }
 
 Status SiteSender::choose_basis() {
-  progress_.phase("exporting", options_.image);
+  progress_.phase("reading", "the layers the site lacks, and the basis");
   for (uint32_t t : stream_set_) {
     DS_ASSIGN_OR_RETURN(const LayerIndex* index, source_.target_layer(t));
     summary_.missing_layer_bytes += index->tar_size;
