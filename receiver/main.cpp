@@ -7,6 +7,7 @@
 
 #include <cstdio>
 
+#include "common/util/command_line.h"
 #include "receiver/apply/apply_command.h"
 #include "receiver/service/serve_command.h"
 
@@ -93,14 +94,7 @@ int main(int argc, char** argv) {
   }
   // The command line, then DELTARECVD_ENGINE, then the config file (CLI11
   // alone would let the config file win over the variable).
-  if (const char* set = std::getenv("DELTARECVD_ENGINE"); set && *set) {
-    bool on_line = false;
-    for (int i = 1; i < argc; ++i) {
-      std::string_view arg = argv[i];
-      on_line |= arg == "--engine" || arg.starts_with("--engine=");
-    }
-    if (!on_line) engine = set;
-  }
+  deltasync::prefer_environment(argc, argv, "--engine", "DELTARECVD_ENGINE", engine);
   if (*apply_cmd && app.count("--log-level") == 0) log_level = "warn";
   configure_logging(log_level);
   if (*apply_cmd) {

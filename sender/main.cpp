@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/util/command_line.h"
 #include "sender/commands/bundle_command.h"
 #include "sender/commands/diff_command.h"
 #include "sender/commands/diff_image_command.h"
@@ -25,26 +26,6 @@ void configure_logging(const std::string& level) {
   logger->set_pattern("deltasend: %^%l%$: %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
-}
-
-// CLI11 lets a config-file key win over an option's environment variable;
-// deltasend's order is command line, then DELTASEND_*, then the config file
-// (deploy/deltasend.conf), so the variables are applied again here.
-bool given_on_command_line(int argc, char** argv, std::string_view flag) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--") break;
-    if (arg == flag ||
-        (arg.starts_with(flag) && arg.size() > flag.size() && arg[flag.size()] == '='))
-      return true;
-  }
-  return false;
-}
-
-void prefer_environment(int argc, char** argv, std::string_view flag, const char* variable,
-                        std::string& value) {
-  const char* set = std::getenv(variable);
-  if (set && *set && !given_on_command_line(argc, argv, flag)) value = set;
 }
 
 std::string default_config_path() {
@@ -217,12 +198,12 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  prefer_environment(argc, argv, "--cert", "DELTASEND_CERT", cert);
-  prefer_environment(argc, argv, "--key", "DELTASEND_KEY", key);
-  prefer_environment(argc, argv, "--ca", "DELTASEND_CA", ca);
-  prefer_environment(argc, argv, "--engine", "DELTASEND_ENGINE", engine);
+  deltasync::prefer_environment(argc, argv, "--cert", "DELTASEND_CERT", cert);
+  deltasync::prefer_environment(argc, argv, "--key", "DELTASEND_KEY", key);
+  deltasync::prefer_environment(argc, argv, "--ca", "DELTASEND_CA", ca);
+  deltasync::prefer_environment(argc, argv, "--engine", "DELTASEND_ENGINE", engine);
   if (const char* to = std::getenv("DELTASEND_TO");
-      to && *to && !given_on_command_line(argc, argv, "--to")) {
+      to && *to && !deltasync::given_on_command_line(argc, argv, "--to")) {
     send.sites = {to};
   }
   configure_logging(log_level);

@@ -240,6 +240,10 @@ class SiteSender {
   Status send_spooled(const SpooledStreams& streams);
   Status commit();
   void finish_summary();
+  // Where the sites' basis indexes are cached on this machine, and the
+  // file of one basis layer's there.
+  fs::path index_cache_dir() const;
+  fs::path cached_index_path(const Digest& diff_id) const;
   LayerReport& report_for(uint32_t t);
 
   SendSource& source_;
@@ -266,6 +270,15 @@ class SiteSender {
   uint64_t index_wire_bytes_ = 0;    // dry run: what the index cost (cached for the real run)
   uint64_t counted_wire_bytes_ = 0;  // dry run: the streams' frames, counted
 };
+
+fs::path SiteSender::index_cache_dir() const {
+  return (options_.cache_dir.empty() ? default_cache_dir() : fs::path(options_.cache_dir)) /
+         "index";
+}
+
+fs::path SiteSender::cached_index_path(const Digest& diff_id) const {
+  return index_cache_dir() / (diff_id.hex() + "-" + std::to_string(digest_bytes_) + ".idx");
+}
 
 LayerReport& SiteSender::report_for(uint32_t t) {
   for (auto& report : summary_.layers)
@@ -396,10 +409,8 @@ Status SiteSender::choose_basis() {
     summary_.mode = "remote";
     digest_bytes_ = kIndexDigestBytes;
     plan_.set_index_digest_bytes(static_cast<uint32_t>(digest_bytes_));
-    fs::path cache =
-        options_.cache_dir.empty() ? default_cache_dir() : fs::path(options_.cache_dir);
     std::error_code ec;
-    fs::create_directories(cache / "index", ec);
+    fs::create_directories(index_cache_dir(), ec);
     received_indexes_.resize(basis_chain_.size());
     const std::vector<Digest>& chain = chain_;
     for (size_t i = 0; i < basis_chain_.size(); ++i) {
@@ -411,8 +422,7 @@ Status SiteSender::choose_basis() {
           continue;
         }
       }
-      auto path =
-          cache / "index" / (basis_chain_[i].hex() + "-" + std::to_string(digest_bytes_) + ".idx");
+      fs::path path = cached_index_path(basis_chain_[i]);
       auto bytes = read_small_file(path, size_t{1} << 30);
       if (bytes) {
         auto decoded = decode_layer_index(*bytes, path.string());
@@ -453,12 +463,7 @@ Status SiteSender::receive_indexes() {
                                                       std::to_string(position + 1)));
     if (index.diff_id != basis_chain_[position])
       return make_error(ErrorCode::kProtocol, "receiver sent the index of another layer");
-    fs::path cache =
-        options_.cache_dir.empty() ? default_cache_dir() : fs::path(options_.cache_dir);
-    (void)write_file_atomically(
-        cache / "index" /
-            (basis_chain_[position].hex() + "-" + std::to_string(digest_bytes_) + ".idx"),
-        bytes);
+    (void)write_file_atomically(cached_index_path(basis_chain_[position]), bytes);
     received_indexes_[position] = std::make_unique<LayerIndex>(std::move(index));
   }
   index_wire_bytes_ = channel_->socket_bytes_received() - before;
@@ -557,17 +562,14 @@ Status SiteSender::send_streams() {
   }
 
   SignatureMap signatures;
-  uint32_t current_layer = 0;
   EncoderOptions encoder_options{effort, std::max(1, options_.threads),
                                  local_ ? nullptr : &signatures};
   encoder_options.on_progress = [&](uint64_t done) {
-    (void)current_layer;
     progress_.layer_advanced(done, channel_->socket_bytes_sent(),
                              channel_->socket_bytes_received());
   };
   LayerStreamEncoder encoder(basis, basis_files, encoder_options);
   for (uint32_t t : stream_set_) {
-    current_layer = t;
     const LayerIndex& index = *source_.target_layer(t).value();
     int fd = source_.fd(chain_[t]);
     if (stored_.count(t)) {

@@ -236,25 +236,15 @@ void ProgressBoard::changed(SiteProgress& site, bool force) {
     case ProgressStyle::kJson:
       if (site.in_layer_ && !force && now - site.last_line_at_ >= kJsonPeriodSeconds) {
         site.last_line_at_ = now;
-        double rate = 0, eta = -1;
-        if (site.samples_.size() >= 2) {
-          const auto& a = site.samples_.front();
-          const auto& b = site.samples_.back();
-          if (b.at > a.at) {
-            rate = static_cast<double>(b.sent - a.sent) / (b.at - a.at);
-            double coding = static_cast<double>(b.coded - a.coded) / (b.at - a.at);
-            uint64_t left = site.total_bytes_ > coded ? site.total_bytes_ - coded : 0;
-            if (coding > 0) eta = static_cast<double>(left) / coding;
-          }
-        }
+        Speed speed = speed_of(site, now);
         nlohmann::json fields = {{"site", site.label_},
                                  {"layer", site.layer_position_ + 1},
                                  {"layer_bytes_done", site.layer_done_},
                                  {"layer_bytes", site.layer_bytes_},
                                  {"socket_bytes_sent", site.sent_},
                                  {"socket_bytes_received", site.received_},
-                                 {"rate_bytes_per_second", std::round(rate)}};
-        if (eta >= 0) fields["eta_seconds"] = std::round(eta * 10) / 10;
+                                 {"rate_bytes_per_second", std::round(speed.sent_per_second)}};
+        if (speed.eta_seconds >= 0) fields["eta_seconds"] = std::round(speed.eta_seconds * 10) / 10;
         json_event_locked("progress", std::move(fields));
       }
       return;
@@ -270,21 +260,27 @@ std::string ProgressBoard::layer_line(const SiteProgress& site) const {
          human_bytes(site.layer_bytes_) + ")";
 }
 
+ProgressBoard::Speed ProgressBoard::speed_of(const SiteProgress& site, double now) const {
+  Speed speed;
+  if (site.samples_.size() < 2) return speed;
+  const auto& a = site.samples_.front();
+  const auto& b = site.samples_.back();
+  double span = std::max(b.at, now) - a.at;
+  if (span <= 0.2) return speed;  // too short to mean anything
+  speed.known = true;
+  speed.sent_per_second = static_cast<double>(b.sent - a.sent) / span;
+  double coding = static_cast<double>(b.coded - a.coded) / span;
+  uint64_t coded = site.finished_bytes_ + (site.in_layer_ ? site.layer_done_ : 0);
+  if (site.in_layer_ && coding > 0 && site.total_bytes_ >= coded)
+    speed.eta_seconds = static_cast<double>(site.total_bytes_ - coded) / coding;
+  return speed;
+}
+
 std::string ProgressBoard::live_line(const SiteProgress& site, double now) const {
   std::string line = human_bytes(site.sent_) + " sent";
-  if (site.samples_.size() >= 2) {
-    const auto& a = site.samples_.front();
-    const auto& b = site.samples_.back();
-    double span = std::max(b.at, now) - a.at;
-    if (span > 0.2) {
-      double rate = static_cast<double>(b.sent - a.sent) / span;
-      line += ", " + human_bytes(static_cast<uint64_t>(rate)) + "/s";
-      double coding = static_cast<double>(b.coded - a.coded) / span;
-      uint64_t coded = site.finished_bytes_ + (site.in_layer_ ? site.layer_done_ : 0);
-      if (site.in_layer_ && coding > 0 && site.total_bytes_ >= coded)
-        line += ", ETA " + human_duration(static_cast<double>(site.total_bytes_ - coded) / coding);
-    }
-  }
+  Speed speed = speed_of(site, now);
+  if (speed.known) line += ", " + human_bytes(static_cast<uint64_t>(speed.sent_per_second)) + "/s";
+  if (speed.eta_seconds >= 0) line += ", ETA " + human_duration(speed.eta_seconds);
   return line;
 }
 

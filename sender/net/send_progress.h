@@ -116,6 +116,14 @@ class ProgressBoard {
   void draw_locked(double now);
   void print_line_locked(const std::string& line);  // a line that stays
   void json_event_locked(const std::string& event, nlohmann::json fields);
+  // Over the sample window: socket bytes sent per second, and the seconds
+  // left at the recent coding rate (-1: unknown).
+  struct Speed {
+    bool known = false;
+    double sent_per_second = 0;
+    double eta_seconds = -1;
+  };
+  Speed speed_of(const SiteProgress& site, double now) const;
   std::string live_line(const SiteProgress& site, double now) const;
   std::string layer_line(const SiteProgress& site) const;
 

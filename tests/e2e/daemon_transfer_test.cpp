@@ -24,6 +24,7 @@
 #include "common/io/file.h"
 #include "tests/support/background_process.h"
 #include "tests/support/json_lines.h"
+#include "tests/support/loopback_receiver.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
@@ -32,14 +33,6 @@ namespace deltasync::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string image_id_of(const std::string& engine, const std::string& ref) {
-  auto r = run_docker(engine, {"image", "inspect", "--format", "{{.Id}}", ref});
-  if (!r.ok()) return "";
-  std::string id = r.output;
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  return id;
-}
 
 class DaemonTransferTest : public EngineTest {
  protected:
@@ -106,40 +99,12 @@ class DaemonTransferTest : public EngineTest {
 
   fs::path pki(const std::string& file) const { return temp_->path() / "pki" / file; }
 
-  // Starts deltarecvd with `store` and returns its port.
+  // Starts deltarecvd with `store` on the receiver engine; sets port_.
   void start_receiver(const fs::path& store, std::vector<std::string> extra = {}) {
-    receiver_.reset();
-    std::vector<std::string> argv = {DELTARECVD_BINARY,
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--cert",
-                                     pki("receiver.pem").string(),
-                                     "--key",
-                                     pki("receiver.key").string(),
-                                     "--ca",
-                                     pki("ca.pem").string(),
-                                     "--store",
-                                     store.string(),
-                                     "--engine",
-                                     receiver_engine(),
-                                     "--log-level",
-                                     "info"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto process = BackgroundProcess::start(
-        argv, temp_->path() / ("receiver-" + std::to_string(++receivers_started_) + ".log"));
-    ASSERT_TRUE(process);
-    receiver_.emplace(std::move(*process));
-    ASSERT_TRUE(receiver_->wait_for_log("listening on", std::chrono::seconds(30)))
-        << receiver_->log();
-    std::smatch m;
-    std::string log = receiver_->log();
-    std::regex listening("listening on 127\\.0\\.0\\.1:([0-9]+)");
-    std::string last;
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), listening);
-         it != std::sregex_iterator(); ++it)
-      last = (*it)[1];
-    ASSERT_FALSE(last.empty()) << log;
-    port_ = last;
+    ASSERT_TRUE(start_loopback_receiver(
+        {DELTARECVD_BINARY, temp_->path() / "pki", store, receiver_engine(), std::move(extra),
+         temp_->path() / ("receiver-" + std::to_string(++receivers_started_) + ".log")},
+        receiver_, port_));
   }
 
   std::vector<std::string> send_argv(const std::string& sender_name,

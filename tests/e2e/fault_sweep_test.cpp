@@ -33,8 +33,9 @@
 
 #include "common/io/file.h"
 #include "tests/support/background_process.h"
-#include "tests/support/json_lines.h"
 #include "tests/support/fault_proxy.h"
+#include "tests/support/json_lines.h"
+#include "tests/support/loopback_receiver.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
@@ -58,11 +59,6 @@ constexpr uint64_t kStoreBudgetBytes = 64ull << 20;
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-std::string image_id_of(const std::string& engine, const std::string& ref) {
-  auto r = run_docker(engine, {"image", "inspect", "--format", "{{.Id}}", ref});
-  return r.ok() ? trim(r.output) : "";
 }
 
 std::vector<std::string> layers_of(const std::string& engine, const std::string& ref) {
@@ -183,33 +179,15 @@ class FaultSweepTest : public EngineTest {
   fs::path store() const { return temp_->path() / "store"; }
 
   void start_receiver() {
-    std::vector<std::string> argv = {DELTARECVD_BINARY,
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--cert",
-                                     pki("receiver.pem").string(),
-                                     "--key",
-                                     pki("receiver.key").string(),
-                                     "--ca",
-                                     pki("ca.pem").string(),
-                                     "--store",
-                                     store().string(),
-                                     "--store-budget",
-                                     kStoreBudget,
-                                     "--engine",
-                                     receiver_engine(),
-                                     "--log-level",
-                                     "info"};
-    auto process = BackgroundProcess::start(argv, temp_->path() / "receiver.log");
-    ASSERT_TRUE(process);
-    receiver_.emplace(std::move(*process));
-    ASSERT_TRUE(receiver_->wait_for_log("listening on", std::chrono::seconds(30)))
-        << receiver_->log();
-    std::smatch m;
-    std::string log = receiver_->log();
-    ASSERT_TRUE(std::regex_search(log, m, std::regex("listening on 127\\.0\\.0\\.1:([0-9]+)")))
-        << log;
-    port_ = static_cast<uint16_t>(std::stoi(m[1]));
+    std::string port;
+    ASSERT_TRUE(start_loopback_receiver({DELTARECVD_BINARY,
+                                         temp_->path() / "pki",
+                                         store(),
+                                         receiver_engine(),
+                                         {"--store-budget", kStoreBudget},
+                                         temp_->path() / "receiver.log"},
+                                        receiver_, port));
+    port_ = static_cast<uint16_t>(std::stoi(port));
   }
 
   SendRun send_via(const FaultProxy& proxy, bool remote, std::vector<std::string> extra = {}) {

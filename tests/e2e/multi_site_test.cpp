@@ -11,7 +11,6 @@
 //   - round 2 sends app:4 to A and B, which now both hold app:3: they share
 //     one coding of the layer streams (shared_encoding) and both load it.
 #include <filesystem>
-#include <regex>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -19,6 +18,7 @@
 #include "common/io/file.h"
 #include "tests/support/background_process.h"
 #include "tests/support/json_lines.h"
+#include "tests/support/loopback_receiver.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
@@ -27,14 +27,6 @@ namespace deltasync::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string image_id_of(const std::string& engine, const std::string& ref) {
-  auto r = run_docker(engine, {"image", "inspect", "--format", "{{.Id}}", ref});
-  if (!r.ok()) return "";
-  std::string id = r.output;
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  return id;
-}
 
 struct Site {
   std::string name;
@@ -129,32 +121,15 @@ class MultiSiteTest : public EngineTest {
   fs::path pki(const std::string& file) const { return temp_->path() / "pki" / file; }
 
   void start_receiver(Site& site) {
-    std::vector<std::string> argv = {DELTARECVD_BINARY,
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--cert",
-                                     pki("receiver.pem").string(),
-                                     "--key",
-                                     pki("receiver.key").string(),
-                                     "--ca",
-                                     pki("ca.pem").string(),
-                                     "--store",
-                                     (temp_->path() / ("store-" + site.name)).string(),
-                                     "--engine",
-                                     site.engine,
-                                     "--log-level",
-                                     "info"};
-    auto process =
-        BackgroundProcess::start(argv, temp_->path() / ("receiver-" + site.name + ".log"));
-    ASSERT_TRUE(process);
-    site.receiver.emplace(std::move(*process));
-    ASSERT_TRUE(site.receiver->wait_for_log("listening on", std::chrono::seconds(30)))
-        << site.receiver->log();
-    std::smatch m;
-    std::string log = site.receiver->log();
-    ASSERT_TRUE(std::regex_search(log, m, std::regex("listening on (127\\.0\\.0\\.1:[0-9]+)")))
-        << log;
-    site.address = m[1];
+    std::string port;
+    ASSERT_TRUE(start_loopback_receiver({DELTARECVD_BINARY,
+                                         temp_->path() / "pki",
+                                         temp_->path() / ("store-" + site.name),
+                                         site.engine,
+                                         {},
+                                         temp_->path() / ("receiver-" + site.name + ".log")},
+                                        site.receiver, port));
+    site.address = "127.0.0.1:" + port;
   }
 
   CommandResult send(const std::string& version, const std::vector<size_t>& sites,

@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -30,6 +29,7 @@
 #include "common/io/file.h"
 #include "tests/support/background_process.h"
 #include "tests/support/json_lines.h"
+#include "tests/support/loopback_receiver.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
@@ -39,16 +39,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::seconds;
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string image_id_of(const std::string& engine, const std::string& ref) {
-  auto r = run_docker(engine, {"image", "inspect", "--format", "{{.Id}}", ref});
-  return r.ok() ? trim(r.output) : "";
-}
 
 size_t count_of(const std::string& text, const std::string& what) {
   size_t n = 0;
@@ -208,33 +198,10 @@ class SiteFaultsTest : public EngineTest {
   fs::path pki(const std::string& file) const { return temp_->path() / "pki" / file; }
 
   void start_receiver(const fs::path& store, std::vector<std::string> extra = {}) {
-    receiver_.reset();
-    std::vector<std::string> argv = {DELTARECVD_BINARY,
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--cert",
-                                     pki("receiver.pem").string(),
-                                     "--key",
-                                     pki("receiver.key").string(),
-                                     "--ca",
-                                     pki("ca.pem").string(),
-                                     "--store",
-                                     store.string(),
-                                     "--engine",
-                                     site_,
-                                     "--log-level",
-                                     "info"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto process = BackgroundProcess::start(
-        argv, temp_->path() / ("receiver-" + std::to_string(++receivers_started_) + ".log"));
-    ASSERT_TRUE(process);
-    receiver_.emplace(std::move(*process));
-    ASSERT_TRUE(receiver_->wait_for_log("listening on", seconds(30))) << receiver_->log();
-    std::smatch m;
-    std::string log = receiver_->log();
-    ASSERT_TRUE(std::regex_search(log, m, std::regex("listening on 127\\.0\\.0\\.1:([0-9]+)")))
-        << log;
-    port_ = m[1];
+    ASSERT_TRUE(start_loopback_receiver(
+        {DELTARECVD_BINARY, temp_->path() / "pki", store, site_, std::move(extra),
+         temp_->path() / ("receiver-" + std::to_string(++receivers_started_) + ".log")},
+        receiver_, port_));
   }
 
   std::vector<std::string> send_argv(int version, std::vector<std::string> extra = {}) const {

@@ -192,6 +192,14 @@ Result<std::string> build_image(const std::string& engine, const std::filesystem
   return id;
 }
 
+std::string image_id_of(const std::string& engine, const std::string& ref) {
+  CommandResult result = run_docker(engine, {"image", "inspect", "--format", "{{.Id}}", ref});
+  if (!result.ok()) return "";
+  std::string id = result.output;
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
+}
+
 Status remove_image_cli(const std::string& engine, const std::string& ref) {
   CommandResult result = run_docker(engine, {"rmi", "-f", ref});
   if (result.ok() || result.error_output.find("No such image") != std::string::npos)

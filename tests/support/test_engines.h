@@ -82,6 +82,9 @@ Result<std::string> import_image(const std::string& engine, const std::filesyste
 Result<std::string> build_image(const std::string& engine, const std::filesystem::path& dir,
                                 const std::string& ref);
 
+// The image ID ("sha256:..") `ref` has in `engine`, "" if it has none.
+std::string image_id_of(const std::string& engine, const std::string& ref);
+
 // `docker rmi -f <ref>`, ignoring "no such image".
 Status remove_image_cli(const std::string& engine, const std::string& ref);
 
