@@ -30,6 +30,7 @@ constexpr char kMagic[4] = {'D', 'S', 'A', 'D'};
 constexpr uint8_t kVersion = 1;
 constexpr size_t kAnchor = 64;
 constexpr uint64_t kMaxWindow = 64ull << 20;
+constexpr uint64_t kCacheBytes = 8ull << 20;  // basis bytes kept for the re-anchor search
 
 Status read_at_exact(RandomAccessInput& input, uint64_t offset, std::span<char> buffer,
                      const char* what) {
@@ -57,8 +58,7 @@ class Encoder {
         new_(fresh),
         p_(p),
         out_(out),
-        chunk_(p.chunk_bytes, '\0'),
-        base_chunk_(p.chunk_bytes, '\0') {
+        chunk_(p.chunk_bytes, '\0') {
     cctx_ = ZSTD_createCCtx();
   }
   ~Encoder() { ZSTD_freeCCtx(cctx_); }
@@ -100,11 +100,9 @@ class Encoder {
     int64_t hi = std::min<int64_t>(static_cast<int64_t>(basis_.size()),
                                    expected + static_cast<int64_t>(p_.search_radius + len));
     if (hi - lo < static_cast<int64_t>(kAnchor)) return std::nullopt;
-    search_.resize(static_cast<size_t>(hi - lo));
-    if (!read_at_exact(basis_, static_cast<uint64_t>(lo), search_, "basis file"))
-      return std::nullopt;
-    const char* begin = search_.data();
-    const char* end = begin + search_.size();
+    const char* begin = basis_view(static_cast<uint64_t>(lo), static_cast<uint64_t>(hi - lo));
+    if (!begin) return std::nullopt;
+    const char* end = begin + (hi - lo);
     for (const char* hit = begin; hit + kAnchor <= end;) {
       hit = static_cast<const char*>(
           ::memmem(hit, static_cast<size_t>(end - hit), chunk_.data(), kAnchor));
@@ -121,11 +119,26 @@ class Encoder {
 
   bool equal_at(int64_t basis_offset, uint64_t len) {
     if (basis_offset < 0 || static_cast<uint64_t>(basis_offset) + len > basis_.size()) return false;
-    if (!read_at_exact(basis_, static_cast<uint64_t>(basis_offset),
-                       std::span<char>(base_chunk_.data(), len), "basis file")) {
-      return false;
+    const char* bytes = basis_view(static_cast<uint64_t>(basis_offset), len);
+    return bytes && std::memcmp(bytes, chunk_.data(), len) == 0;
+  }
+
+  // Basis bytes [offset, offset + len) from a cached window that slides
+  // forward with the walk: consecutive searches overlap by all but a chunk,
+  // so reading each afresh would read every basis byte ~search_radius/chunk
+  // times. Null on a read error (the caller then treats it as no match).
+  const char* basis_view(uint64_t offset, uint64_t len) {
+    if (offset < cache_offset_ || offset + len > cache_offset_ + cache_.size()) {
+      uint64_t want = std::max<uint64_t>(len, kCacheBytes);
+      uint64_t load = std::min<uint64_t>(want, basis_.size() - offset);
+      cache_.resize(load);
+      cache_offset_ = offset;
+      if (!read_at_exact(basis_, offset, cache_, "basis file")) {
+        cache_.clear();
+        return nullptr;
+      }
     }
-    return std::memcmp(base_chunk_.data(), chunk_.data(), len) == 0;
+    return cache_.data() + (offset - cache_offset_);
   }
 
   Status extend_copy(uint64_t basis_offset, uint64_t len) {
@@ -187,7 +200,8 @@ class Encoder {
   RandomAccessInput& new_;
   AnchoredDeltaParams p_;
   ByteSink& out_;
-  std::string chunk_, base_chunk_, search_;
+  std::string chunk_, cache_;
+  uint64_t cache_offset_ = 0;
   int64_t drift_ = 0;
   uint64_t copy_start_ = 0, copy_len_ = 0;
   uint64_t region_start_ = 0, region_len_ = 0;
