@@ -60,5 +60,8 @@ Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string
                                               int level);
 Result<std::string> zstd_decompress_with_prefix(std::string_view data, std::string_view prefix,
                                                 size_t max_size);
+// The same with every option; the window covers prefix + data unless set.
+Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string_view prefix,
+                                              const ZstdPrefixOptions& options);
 
 }  // namespace deltasync

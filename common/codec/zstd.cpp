@@ -170,6 +170,22 @@ Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string
   return std::move(out.data());
 }
 
+Result<std::string> zstd_compress_with_prefix(std::string_view data, std::string_view prefix,
+                                              const ZstdPrefixOptions& options) {
+  ZstdPrefixOptions chosen = options;
+  if (chosen.window_log == 0) {
+    uint64_t span = prefix.size() + data.size();
+    chosen.window_log = 10;
+    while (chosen.window_log < kMaxWindowLog && (uint64_t{1} << chosen.window_log) < span)
+      ++chosen.window_log;
+  }
+  StringSink out;
+  auto sink = make_zstd_prefix_sink(out, prefix, chosen);
+  DS_RETURN_IF_ERROR(sink->write(data));
+  DS_RETURN_IF_ERROR(sink->finish());
+  return std::move(out.data());
+}
+
 Result<std::string> zstd_decompress_with_prefix(std::string_view data, std::string_view prefix,
                                                 size_t max_size) {
   auto source =

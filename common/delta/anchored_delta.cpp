@@ -54,11 +54,7 @@ class Encoder {
  public:
   Encoder(RandomAccessInput& basis, RandomAccessInput& fresh, const AnchoredDeltaParams& p,
           ByteSink& out)
-      : basis_(basis),
-        new_(fresh),
-        p_(p),
-        out_(out),
-        chunk_(p.chunk_bytes, '\0') {
+      : basis_(basis), new_(fresh), p_(p), out_(out), chunk_(p.chunk_bytes, '\0') {
     cctx_ = ZSTD_createCCtx();
   }
   ~Encoder() { ZSTD_freeCCtx(cctx_); }

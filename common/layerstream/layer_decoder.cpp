@@ -20,6 +20,11 @@ namespace deltasync {
 
 namespace {
 
+// Bounds of a delta group the decoder holds in memory (the encoder's groups
+// are 4 MiB of new bytes and 16 MiB of basis).
+constexpr uint64_t kMaxGroupBytes = 16u << 20;
+constexpr uint64_t kMaxGroupPrefix = 64u << 20;
+
 Result<char> read_byte(ByteSource& in) {
   char c;
   DS_RETURN_IF_ERROR(read_exact(in, std::span<char>(&c, 1), "layer stream"));
@@ -159,6 +164,11 @@ Result<LayerStreamDecoder::SegmentOutput> LayerStreamDecoder::decode_segment(
     return copy_exact(source, out, size, "basis file");
   };
 
+  // The payloads of the open delta group ('G'), taken in order by its members.
+  std::string group;
+  size_t group_taken = 0;
+  auto group_open = [&] { return group_taken < group.size(); };
+
   uint64_t run_remaining = 0;
   while (true) {
     bool in_run = false;
@@ -178,6 +188,8 @@ Result<LayerStreamDecoder::SegmentOutput> LayerStreamDecoder::decode_segment(
         in_run = true;
       }
     }
+    if ((tag == 0x12 || tag == 0x13) && group_open())
+      return fail("the segment ends inside a delta group");
     if (tag == 0x12) {
       layer_done = true;
       break;
@@ -274,6 +286,53 @@ Result<LayerStreamDecoder::SegmentOutput> LayerStreamDecoder::decode_segment(
         case 'L':
           DS_RETURN_IF_ERROR(copy_exact(in, out, size, "layer stream literal"));
           break;
+        case 'G': {
+          if (group_open()) return fail("a delta group starts inside another");
+          DS_ASSIGN_OR_RETURN(uint64_t total, read_varint(in, name));
+          DS_ASSIGN_OR_RETURN(uint64_t count, read_varint(in, name));
+          if (total > kMaxGroupBytes || total < size) return fail("bad delta group size");
+          if (count == 0 || count > im.basis.contents().size())
+            return fail("bad delta group prefix count");
+          std::string prefix;
+          for (uint64_t k = 0; k < count; ++k) {
+            DS_ASSIGN_OR_RETURN(uint64_t content, read_varint(in, name));
+            if (content >= im.basis.contents().size()) return fail("delta basis out of range");
+            const BasisContent& c = im.basis.contents()[content];
+            if (prefix.size() + c.size > kMaxGroupPrefix)
+              return fail("delta group prefix too large");
+            size_t at = prefix.size();
+            prefix.resize(at + c.size);
+            FileSource source(im.basis_files.fds[c.layer], c.payload_offset, c.size, "basis file");
+            DS_RETURN_IF_ERROR(
+                read_exact(source, std::span<char>(prefix.data() + at, c.size), "basis file"));
+          }
+          DS_ASSIGN_OR_RETURN(uint64_t frame_len, read_varint(in, name));
+          if (frame_len > kMaxGroupBytes + (kMaxGroupBytes >> 4) + 1024)
+            return fail("delta group frame too large");
+          std::string frame(frame_len, '\0');
+          DS_RETURN_IF_ERROR(read_exact(in, frame, "delta group"));
+          auto plain_group = zstd_decompress_with_prefix(frame, prefix, total);
+          if (!plain_group)
+            return std::unexpected(std::move(plain_group)
+                                       .error()
+                                       .with_context(name + ": entry " +
+                                                     std::to_string(entry_number) +
+                                                     ": delta group"));
+          if (plain_group->size() != total)
+            return fail("delta group holds " + std::to_string(plain_group->size()) +
+                        " bytes, its record says " + std::to_string(total));
+          group = std::move(*plain_group);
+          group_taken = 0;
+          [[fallthrough]];
+        }
+        case 'g': {
+          if (group.size() - group_taken < size)
+            return fail("a delta group member is larger than what the group has left");
+          DS_RETURN_IF_ERROR(out.write(std::string_view(group).substr(group_taken, size)));
+          group_taken += size;
+          if (!group_open()) group.clear(), group_taken = 0;
+          break;
+        }
         case 'R':
         case 'Z':
         case 'A': {

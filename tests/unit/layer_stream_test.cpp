@@ -87,6 +87,35 @@ class LayerStreamTest : public ::testing::Test {
     return stream.data().size();
   }
 
+  // Flips one bit at `probes` places spread over a good stream of new.tar
+  // against old.tar; returns how many the decoder refused. A flip may also
+  // decode to the same layer (a bit the decoder never uses), never to
+  // another one.
+  int rejected_flips(const std::string& good, size_t probes) {
+    IndexedTar base = index_tar(path("old.tar"));
+    IndexedTar target = index_tar(path("new.tar"));
+    std::vector<const LayerIndex*> layers{&base.index};
+    Basis basis = Basis::build(layers);
+    LayerFiles files{{base.fd.get()}};
+    int rejected = 0;
+    for (size_t at = 0; at < good.size(); at += std::max<size_t>(1, good.size() / probes)) {
+      std::string bad = good;
+      bad[at] ^= 0x40;
+      LayerStreamDecoder decoder(basis, files);
+      int fd = ::open(path("out.tar").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      UniqueFd out(fd);
+      MemorySource in(bad);
+      auto result = decoder.decode(in, out.get(), "damaged layer");
+      if (result) {
+        EXPECT_EQ(result->digest, target.index.diff_id)
+            << "flip at " << at << " gave a different layer";
+      } else {
+        ++rejected;
+      }
+    }
+    return rejected;
+  }
+
   std::optional<TempDir> temp_;
   LayerStreamStats stats_;
   std::string last_stream_;
@@ -161,32 +190,75 @@ TEST_F(LayerStreamTest, DamagedStreamsAreRefused) {
   tar(old_tree, path("old.tar"));
   tar(new_tree, path("new.tar"));
   round_trip(path("old.tar"), path("new.tar"), Effort::kDefault);
-  std::string good = last_stream_;
+  EXPECT_GT(rejected_flips(last_stream_, 40), 10);
+}
+
+TEST_F(LayerStreamTest, DeltaGroupsPayAChangeRepeatedAcrossFilesOnce) {
+  // A package bump: 40 source files each get the same new 3000-byte block of
+  // text (think a changed helper inlined into every bundle). Coded file by
+  // file, each zstd frame entropy-codes the block its own way, so not even
+  // the outer stream sees the repeat.
+  fs::path old_tree = path("old"), new_tree = path("new");
+  const std::string block = testing::random_text(3000, 77);
+  for (int i = 0; i < 40; ++i) {
+    std::string text = testing::random_text(6000, i);
+    write_file(old_tree / "pkg" / ("f" + std::to_string(i) + ".js"), text);
+    write_file(new_tree / "pkg" / ("f" + std::to_string(i) + ".js"), text.insert(3000, block));
+  }
+  // New files without a basis after the group, so that segments end.
+  for (int i = 0; i < 30; ++i)
+    write_file(new_tree / "zz" / ("n" + std::to_string(i) + ".bin"), random_bytes(300, 100 + i));
+  tar(old_tree, path("old.tar"));
+  tar(new_tree, path("new.tar"));
+  const uint64_t fresh = 30 * 300;
+  uint64_t fast = round_trip(path("old.tar"), path("new.tar"), Effort::kFast);
+  EXPECT_EQ(stats_.delta_files, 40u);
+  EXPECT_GT(fast, fresh + 40 * 500) << "file by file, every file pays for the block";
+  for (Effort effort : {Effort::kDefault, Effort::kMax}) {
+    uint64_t bytes = round_trip(path("old.tar"), path("new.tar"), effort);
+    std::cout << "40 files with the same new block, effort " << effort_name(effort) << ": " << bytes
+              << " bytes (file by file: " << fast << ")\n";
+    EXPECT_EQ(stats_.delta_files, 40u);
+    EXPECT_LT(bytes, fresh + 4000) << "effort " << effort_name(effort);
+  }
+  EXPECT_GT(rejected_flips(last_stream_, 60), 15);
+
+  // In segments (the network's local mode), a group never straddles two.
   IndexedTar base = index_tar(path("old.tar"));
+  IndexedTar target = index_tar(path("new.tar"));
   std::vector<const LayerIndex*> layers{&base.index};
   Basis basis = Basis::build(layers);
   LayerFiles files{{base.fd.get()}};
-  int rejected = 0;
-  for (size_t at = 0; at < good.size(); at += std::max<size_t>(1, good.size() / 40)) {
-    std::string bad = good;
-    bad[at] ^= 0x40;
-    LayerStreamDecoder decoder(basis, files);
-    int fd = ::open(path("out.tar").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    UniqueFd out(fd);
-    MemorySource in(bad);
-    auto result = decoder.decode(in, out.get(), "damaged layer");
-    // The zstd frame checksum catches what the structure checks do not; a
-    // flip in a bit the decoder never uses may decode to the same bytes,
-    // which is fine: what must never happen is a different layer.
-    if (result) {
-      IndexedTar target = index_tar(path("new.tar"));
-      EXPECT_EQ(result->digest, target.index.diff_id)
-          << "flip at " << at << " gave a different layer";
-    } else {
-      ++rejected;
+  struct Collect final : SegmentSink {
+    Result<ByteSink*> begin_segment(uint64_t) override {
+      sink.data().clear();
+      return &sink;
     }
+    Status end_segment(uint64_t, bool) override {
+      segments.push_back(sink.data());
+      return ok_status();
+    }
+    StringSink sink;
+    std::vector<std::string> segments;
+  } collected;
+  LayerStreamEncoder encoder(basis, files, EncoderOptions{Effort::kDefault, 2});
+  LayerStreamStats stats;
+  ASSERT_TRUE(encoder.encode_segments(target.index, target.fd.get(), 0, 4096, collected, stats));
+  EXPECT_GE(collected.segments.size(), 3u);
+  LayerStreamDecoder decoder(basis, files);
+  UniqueFd out_fd(
+      ::open(path("rebuilt.tar").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  auto writer = RebuiltLayerWriter::open(out_fd.get(), 0, uint64_t{1} << 40);
+  ASSERT_TRUE(writer);
+  uint64_t entries = 0;
+  for (const std::string& segment : collected.segments) {
+    MemorySource in(segment);
+    auto decoded = decoder.decode_segment(in, **writer, entries, "layer");
+    ASSERT_TRUE(decoded) << decoded.error().message();
+    entries += decoded->entries;
   }
-  EXPECT_GT(rejected, 10);
+  ASSERT_TRUE((*writer)->flush());
+  EXPECT_EQ((*writer)->digest(), target.index.diff_id);
 }
 
 TEST(AnchoredDeltaTest, InsertionDeletionAndEditsRoundTripSmall) {
