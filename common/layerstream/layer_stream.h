@@ -116,8 +116,9 @@ class LayerStreamEncoder {
 
   // Encodes entries [first_entry, end) of a layer as segments of about
   // `segment_bytes` of records each (a segment holding one larger entry is
-  // that entry alone). Entries before `first_entry` must have been passed to
-  // skip_entries() (or encoded) first.
+  // that entry alone; a segment also runs on until the delta group it opened
+  // is complete, so that each segment decodes on its own). Entries before
+  // `first_entry` must have been passed to skip_entries() (or encoded) first.
   Status encode_segments(const LayerIndex& index, int layer_fd, uint64_t first_entry,
                          uint64_t segment_bytes, SegmentSink& out, LayerStreamStats& stats);
 
