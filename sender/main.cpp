@@ -208,6 +208,50 @@ int main(int argc, char** argv) {
   }
   configure_logging(log_level);
 
+  // Options written before a subcommand belong to the top level (the send):
+  // those a subcommand has too are passed on when it did not get its own
+  // (`deltasend --effort max bundle ...`), and the send-only ones are a
+  // usage error rather than silently ignored.
+  if (CLI::App* sub = !app.get_subcommands().empty() ? app.get_subcommands().front() : nullptr) {
+    // (A config file or DELTASEND_* may set send options for every run; only
+    // the command line is held against a subcommand.)
+    auto top_given = [&](const char* name) { return app.get_option(name)->count() > 0; };
+    auto top_typed = [&](const char* name) {
+      return top_given(name) && deltasync::given_on_command_line(argc, argv, name);
+    };
+    auto sub_given = [&](const char* name) {
+      const CLI::Option* option = sub->get_option_no_throw(name);
+      return option != nullptr && option->count() > 0;
+    };
+    for (const char* name : {"--to-file", "--parallel", "--dry-run", "--rate", "--no-local-basis",
+                             "--segment-bytes"}) {
+      if (top_typed(name)) {
+        std::fprintf(stderr,
+                     "deltasend: error: %s does not apply to '%s' (see deltasend %s --help)\n",
+                     name, sub->get_name().c_str(), sub->get_name().c_str());
+        return 2;
+      }
+    }
+    if (sub != status_cmd && top_typed("--to")) {
+      std::fprintf(stderr, "deltasend: error: --to does not apply to '%s'\n",
+                   sub->get_name().c_str());
+      return 2;
+    }
+    if (sub == bundle_cmd) {
+      if (top_given("--effort") && !sub_given("--effort")) bundle.effort = send.effort;
+      if (top_given("--threads") && !sub_given("--threads")) bundle.threads = send.threads;
+      if (top_given("--json")) bundle.json = true;
+      if (top_given("--quiet")) bundle.quiet = true;
+    } else if (sub == diff_cmd) {
+      if (top_given("--json")) diff.json = true;
+    } else if (sub == diff_image_cmd) {
+      if (top_given("--json")) diff_image.json = true;
+      if (top_given("--quiet")) diff_image.quiet = true;
+    } else if (sub == status_cmd) {
+      if (top_given("--json")) status_json = true;
+    }
+  }
+
   if (*diff_cmd) {
     diff.engine = engine;
     return report(deltasync::run_diff_command(diff));

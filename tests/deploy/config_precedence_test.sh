@@ -36,6 +36,51 @@ got="$(tried DELTASEND_TO=127.0.0.2:9 "$deltasend" status --config "$work/deltas
 out="$(DELTASEND_CERT="$work/missing.pem" "$deltasend" status --config "$work/deltasend.conf" 2>&1 || true)"
 grep -q "missing.pem" <<<"$out" || fail "DELTASEND_CERT must win over the config file: $out"
 
+# Options before a subcommand: shared ones pass on, send-only ones are refused
+# (but a config file's `to` is not held against a subcommand).
+make_archive() {  # make_archive OUT.tar DIR...: a docker-archive, one layer per DIR
+  local out="$1" a="$work/archive-$RANDOM" diff_ids="" layers="" n=0
+  shift
+  mkdir -p "$a"
+  for dir in "$@"; do
+    n=$((n + 1))
+    mkdir -p "$a/l$n"
+    tar --sort=name --mtime=@0 --owner=0 --group=0 -C "$dir" -cf "$a/l$n/layer.tar" .
+    diff_ids+="${diff_ids:+,}\"sha256:$(sha256sum "$a/l$n/layer.tar" | cut -d' ' -f1)\""
+    layers+="${layers:+,}\"l$n/layer.tar\""
+  done
+  printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+    "$diff_ids" >"$a/config.json"
+  local config_id
+  config_id="$(sha256sum "$a/config.json" | cut -d' ' -f1)"
+  mv "$a/config.json" "$a/$config_id.json"
+  printf '[{"Config":"%s.json","RepoTags":["cli-test:1"],"Layers":[%s]}]' "$config_id" "$layers" \
+    >"$a/manifest.json"
+  tar -C "$a" -cf "$out" .
+}
+mkdir -p "$work/tree1" "$work/tree2"
+echo one >"$work/tree1/a.txt"
+echo two >"$work/tree2/b.txt"
+make_archive "$work/old.tar" "$work/tree1"
+make_archive "$work/new.tar" "$work/tree1" "$work/tree2"
+out="$("$deltasend" --effort max --json bundle "docker-archive:$work/new.tar" \
+  --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" || fail "bundle failed: $out"
+grep -q '"effort": "max"' <<<"$out" || fail "--effort before 'bundle' must apply to it: $out"
+out="$("$deltasend" --effort max bundle "docker-archive:$work/new.tar" \
+  --base "docker-archive:$work/old.tar" -o "$work/up.dsb" --effort fast --json 2>&1)" ||
+  fail "bundle failed: $out"
+grep -q '"effort": "fast"' <<<"$out" || fail "bundle's own --effort must win: $out"
+for before in "--dry-run" "--to 127.0.0.9" "--no-local-basis"; do
+  rc=0
+  # shellcheck disable=SC2086
+  out="$("$deltasend" $before bundle "docker-archive:$work/new.tar" -o "$work/up.dsb" 2>&1)" || rc=$?
+  [ "$rc" = 2 ] || fail "'$before bundle' must be a usage error (exit 2), not $rc: $out"
+  grep -q "does not apply to 'bundle'" <<<"$out" || fail "'$before bundle': unclear error: $out"
+done
+out="$("$deltasend" --config "$work/deltasend.conf" bundle "docker-archive:$work/new.tar" \
+  --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" ||
+  fail "a config file's 'to' must not stop a bundle: $out"
+
 rc=0
 "$deltasend" --log-level bogus status >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "a bad --log-level must exit 2, not $rc"
