@@ -132,6 +132,7 @@ struct FrameChannel::Impl {
   std::optional<boost::asio::ip::tcp::resolver> resolver;
   std::string peer_name;
   std::string peer_address;
+  std::string resume_session;  // client: a DER session to offer, or empty
 
  private:
   // What the verify callback saw (the first failure).

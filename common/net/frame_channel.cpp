@@ -219,6 +219,20 @@ void FrameChannel::Impl::record_peer() {
   peer_address = ec ? std::string("unknown address") : net_detail::endpoint_text(endpoint);
 }
 
+namespace {
+
+// The certificate's CN or one of its DNS names is listed (ASCII case-insensitive).
+bool name_allowed(const net_detail::CertificateNames& names,
+                  const std::vector<std::string>& allowed_names) {
+  return std::any_of(allowed_names.begin(), allowed_names.end(), [&](const auto& name) {
+    if (!names.common_name.empty() && ascii_iequal(name, names.common_name)) return true;
+    return std::any_of(names.dns.begin(), names.dns.end(),
+                       [&](const auto& dns) { return ascii_iequal(name, dns); });
+  });
+}
+
+}  // namespace
+
 bool FrameChannel::Impl::on_verify(bool preverified, X509_STORE_CTX* context,
                                    const std::vector<std::string>* allowed_names) {
   X509* certificate = X509_STORE_CTX_get_current_cert(context);
@@ -233,12 +247,7 @@ bool FrameChannel::Impl::on_verify(bool preverified, X509_STORE_CTX* context,
   }
   if (depth == 0 && allowed_names != nullptr && !allowed_names->empty()) {
     net_detail::CertificateNames names = certificate_names(certificate);
-    bool allowed = std::any_of(allowed_names->begin(), allowed_names->end(), [&](const auto& name) {
-      if (!names.common_name.empty() && ascii_iequal(name, names.common_name)) return true;
-      return std::any_of(names.dns.begin(), names.dns.end(),
-                         [&](const auto& dns) { return ascii_iequal(name, dns); });
-    });
-    if (!allowed) {
+    if (!name_allowed(names, *allowed_names)) {
       verify_.error = X509_V_ERR_CERT_REJECTED;
       verify_.depth = 0;
       verify_.certificate = std::move(names);
@@ -492,6 +501,14 @@ Status FrameChannel::Impl::connect(const std::string& host, uint16_t port) {
                                                          net_detail::take_openssl_errors()));
     }
   }
+  if (!resume_session.empty()) {
+    const auto* der = reinterpret_cast<const unsigned char*>(resume_session.data());
+    SSL_SESSION* session = d2i_SSL_SESSION(nullptr, &der, static_cast<long>(resume_session.size()));
+    // Unreadable, or not for this protocol: a full handshake instead.
+    if (session != nullptr && SSL_SESSION_is_resumable(session) == 1) SSL_set_session(ssl, session);
+    SSL_SESSION_free(session);
+    ERR_clear_error();
+  }
   stream.set_verify_callback(
       [this](bool preverified, ssl::verify_context& context) {
         return on_verify(preverified, context.native_handle(), nullptr);
@@ -528,7 +545,17 @@ Status FrameChannel::Impl::accept(const std::vector<std::string>& allowed_names)
     return fail(
         Error(ErrorCode::kVerifyFailed, label + ": refused: unverified client certificate"));
   }
-  peer_name = certificate_names(SSL_get0_peer_certificate(ssl)).display_name();
+  net_detail::CertificateNames names = certificate_names(SSL_get0_peer_certificate(ssl));
+  // A resumed handshake skips the verify callback: the names were checked
+  // when the session was made, by this same context; check them again all
+  // the same, so the rule holds by construction.
+  if (SSL_session_reused(ssl) == 1 && !allowed_names.empty() &&
+      !name_allowed(names, allowed_names)) {
+    return fail(Error(ErrorCode::kVerifyFailed,
+                      label + ": refused: certificate of '" + names.display_name() +
+                          "' is not among the allowed senders (" + join(allowed_names) + ")"));
+  }
+  peer_name = names.display_name();
   label = "sender " + peer_name + " at " + peer_address;
   return ok_status();
 }
@@ -631,6 +658,25 @@ uint64_t FrameChannel::socket_bytes_sent() const {
   return impl_->stream.next_layer().bytes_sent();
 }
 
+bool FrameChannel::session_resumed() const {
+  return SSL_session_reused(impl_->stream.native_handle()) == 1;
+}
+
+std::string FrameChannel::resumption_ticket() {
+  SSL_SESSION* session = SSL_get1_session(impl_->stream.native_handle());
+  std::string der;
+  if (session != nullptr && SSL_SESSION_is_resumable(session) == 1) {
+    int length = i2d_SSL_SESSION(session, nullptr);
+    if (length > 0) {
+      der.resize(static_cast<size_t>(length));
+      auto* out = reinterpret_cast<unsigned char*>(der.data());
+      if (i2d_SSL_SESSION(session, &out) != length) der.clear();
+    }
+  }
+  SSL_SESSION_free(session);
+  return der;
+}
+
 // ---- connect_channel ------------------------------------------------------------
 
 namespace {
@@ -649,6 +695,7 @@ Result<std::unique_ptr<FrameChannel>> connect(const ClientOptions& options,
   try {
     auto impl =
         std::make_unique<FrameChannel::Impl>(std::move(*tls), options.limits, Role::kClient, label);
+    impl->resume_session = options.resume_session;
     DS_RETURN_IF_ERROR(impl->connect(options.host, options.port));
     return std::make_unique<FrameChannel>(std::move(impl));
   } catch (const std::exception& e) {

@@ -99,6 +99,15 @@ class FrameChannel {
   uint64_t socket_bytes_received() const;
   uint64_t socket_bytes_sent() const;
 
+  // Whether the handshake resumed an earlier session (no certificates were
+  // exchanged; the peer's identity is the one verified then).
+  bool session_resumed() const;
+  // Client side: the session to offer next time (ClientOptions::
+  // resume_session), DER, once the receiver's ticket has arrived (it comes
+  // after the handshake; any frame received brings it); empty until then.
+  // Secret: whoever holds it can resume as this sender until it expires.
+  std::string resumption_ticket();
+
  private:
   friend Impl& channel_impl(FrameChannel& channel);
   std::unique_ptr<Impl> impl_;
@@ -109,6 +118,10 @@ struct ClientOptions {
   ChannelLimits limits;
   std::string host;  // DNS name or IP literal; the receiver's certificate must name it
   uint16_t port = 7443;
+  // A session from an earlier channel to the same host and port with the
+  // same identity (FrameChannel::resumption_ticket()), or empty. A stale or
+  // foreign one only costs a full handshake.
+  std::string resume_session;
 };
 
 // Connects to host:port (every address the name resolves to, in order),

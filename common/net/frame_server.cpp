@@ -221,6 +221,10 @@ struct FrameServer::Impl {
     spdlog::debug("{}: session started", impl.label);
     on_session(channel);
     spdlog::debug("{}: session ended", impl.label);
+    // The session ran its course: let its TLS session be resumed. (OpenSSL
+    // drops a cached session whose connection is freed without a shutdown,
+    // and a sender's connection ends by closing the socket.)
+    SSL_set_shutdown(impl.stream.native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   }
 
   // Joins the threads that said they are done.

@@ -122,9 +122,26 @@ Result<std::shared_ptr<asio::ssl::context>> make_tls_context(Role role, const Tl
       SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
     return std::unexpected(load_error("this OpenSSL cannot do TLS 1.3"));
   }
-  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-  SSL_CTX_set_num_tickets(ctx, 0);
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  // Resumption: the server keeps each session in its in-memory cache and
+  // gives the client one ticket per handshake naming it (TLS 1.3 "stateful"
+  // tickets, SSL_OP_NO_TICKET: a stateless ticket would carry the whole
+  // session, client certificate included, back in every ClientHello). A
+  // ticket is good for one resumption, until kSessionLifetimeSeconds or a
+  // restart of the receiver. The client keeps what it was given (the caller
+  // stores it, see FrameChannel::resumption_ticket()) and offers it next
+  // time; a resumed handshake carries no certificates. The session id
+  // context binds sessions to this program.
+  SSL_CTX_set_timeout(ctx, kSessionLifetimeSeconds);
+  if (role == Role::kServer) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, kSessionCacheEntries);
+    static const unsigned char kSessionContext[] = "deltasync";
+    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  }
   SSL_CTX_set_default_passwd_cb(ctx, &no_passphrase);
   if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256") != 1) {
     return std::unexpected(load_error("this OpenSSL has neither X25519 nor P-256"));

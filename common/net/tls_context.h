@@ -2,12 +2,13 @@
 // from a TlsIdentity, certificate names, and the one place where OpenSSL
 // error codes become words for our Errors.
 //
-// Contexts are TLS 1.3 only, with no session tickets or session cache (every
-// connection is a full handshake between peers that know each other's CA;
-// tickets would only add bytes), key exchange X25519 (then P-256), and
+// Contexts are TLS 1.3 only, key exchange X25519 (then P-256), and
 // verification of the peer required (servers fail a handshake without a
-// client certificate). Passphrase-protected keys fail to load instead of
-// prompting on a terminal.
+// client certificate). Servers keep sessions in memory and issue one ticket
+// per handshake naming one, good once, for kSessionLifetimeSeconds, while the
+// context lives; clients may resume with it, which spares both certificates
+// on the link. Passphrase-protected keys fail to load instead
+// of prompting on a terminal.
 //
 // Thread safety: functions are reentrant (OpenSSL's error queue is per
 // thread). A context may be shared by channels on several threads once made
@@ -31,6 +32,13 @@
 namespace deltasync::net_detail {
 
 enum class Role { kClient, kServer };
+
+// How long a session ticket may be resumed: long enough to span a day of
+// updates, short enough that a revoked sender is out within a day even
+// without a receiver restart.
+constexpr long kSessionLifetimeSeconds = 12 * 3600;
+// Sessions a receiver remembers (a few KB each; the oldest go first).
+constexpr long kSessionCacheEntries = 1024;
 
 // Makes the context for one end: the CA file to verify the peer with, and
 // (with present_certificate) this end's certificate and matching key.

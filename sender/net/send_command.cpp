@@ -202,6 +202,8 @@ Result<std::pair<UniqueFd, UniqueFd>> create_spool(const fs::path& path) {
   return std::make_pair(std::move(reader), UniqueFd(writer));
 }
 
+constexpr size_t kMaxSessionBytes = 64 * 1024;  // a DER session with two certificates: ~2 KB
+
 fs::path default_cache_dir() {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
     return fs::path(xdg) / "deltasync";
@@ -243,6 +245,7 @@ class SiteSender {
   // Where the sites' basis indexes are cached on this machine, and the
   // file of one basis layer's there.
   fs::path index_cache_dir() const;
+  fs::path tls_session_path(const ClientOptions& client) const;
   fs::path cached_index_path(const Digest& diff_id) const;
   LayerReport& report_for(uint32_t t);
 
@@ -270,6 +273,21 @@ class SiteSender {
   uint64_t index_wire_bytes_ = 0;    // dry run: what the index cost (cached for the real run)
   uint64_t counted_wire_bytes_ = 0;  // dry run: the streams' frames, counted
 };
+
+// One file per receiver address and sender identity (a session resumes
+// only with the receiver it was made with, as the identity it was made as):
+// CACHE/tls/<sha256 of host, port, certificate, CA>.session, mode 0600.
+fs::path SiteSender::tls_session_path(const ClientOptions& client) const {
+  Sha256 key;
+  key.update(client.host + "\n" + std::to_string(client.port) + "\n");
+  for (const auto& file : {client.identity.certificate, client.identity.ca_certificates}) {
+    auto bytes = read_small_file(file, 1 << 20);
+    key.update(bytes ? *bytes : file.string());
+    key.update("\n");
+  }
+  return (options_.cache_dir.empty() ? default_cache_dir() : fs::path(options_.cache_dir)) / "tls" /
+         (key.finish().hex().substr(0, 32) + ".session");
+}
 
 fs::path SiteSender::index_cache_dir() const {
   return (options_.cache_dir.empty() ? default_cache_dir() : fs::path(options_.cache_dir)) /
@@ -329,8 +347,11 @@ Status SiteSender::hello_and_inventory() {
   client.host = host_port.first;
   client.port = host_port.second;
   client.limits.io_timeout = options_.io_timeout;
+  const fs::path session_path = tls_session_path(client);
+  if (auto saved = read_small_file(session_path, kMaxSessionBytes)) client.resume_session = *saved;
   progress_.phase("connecting", "to " + site_);
   DS_ASSIGN_OR_RETURN(channel_, connect_channel(client));
+  summary_.tls_session_resumed = channel_->session_resumed();
   wire_ = std::make_unique<WireChannel>(*channel_);
   wire_->on_progress([this](const wire::Progress& progress) {
     progress_.phase("site: " + progress.phase(), progress.detail());
@@ -351,6 +372,15 @@ Status SiteSender::hello_and_inventory() {
   DS_ASSIGN_OR_RETURN(wire::SessionFrame inventory_frame,
                       wire_->expect(wire::SessionFrame::kInventory, "receiver"));
   inventory_ = inventory_frame.inventory();
+  // The receiver's ticket came before the Inventory: keep it for next time
+  // (a cache: failing to write it only costs a full handshake next time).
+  if (std::string ticket = channel_->resumption_ticket(); !ticket.empty()) {
+    std::error_code ec;
+    fs::create_directories(session_path.parent_path(), ec);
+    fs::permissions(session_path.parent_path(), fs::perms::owner_all, ec);
+    if (Status saved = write_file_atomically(session_path, ticket); !saved)
+      spdlog::debug("cannot keep the TLS session: {}", saved.error().message());
+  }
   if (inventory_.has_image()) return ok_status();
   if (inventory_.engine_layers() > chain_.size())
     return make_error(ErrorCode::kProtocol, "Inventory: engine layers out of range");

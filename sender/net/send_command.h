@@ -54,6 +54,7 @@ struct SendSummary {
   std::string image_id;
   bool dry_run = false;
   bool already_loaded = false;
+  bool tls_session_resumed = false;  // the handshake resumed an earlier session (no certificates)
   std::string basis;  // the image the site chose as basis (its reference or ID); "" for none
   std::string mode;   // "local", "remote" or "none"
   uint64_t socket_bytes_sent = 0;

@@ -159,6 +159,7 @@ nlohmann::json site_result_json(const SendCommandOptions& options, const SiteOut
             {"image_id", s.image_id},
             {"verified_on_site", !s.dry_run},
             {"already_loaded", s.already_loaded},
+            {"tls_session_resumed", s.tls_session_resumed},
             {"mode", s.mode},
             {"basis", s.basis},
             {"socket_bytes_sent", s.socket_bytes_sent},

@@ -458,6 +458,74 @@ TEST_F(NetChannelTest, ClientNameNotInTheAllowedListIsRefusedAndAListedOneServed
   EXPECT_EQ(sessions.load(), 1);
 }
 
+TEST_F(NetChannelTest, ResumedSessionSkipsTheCertificatesAndKeepsTheIdentity) {
+  ServerOptions options = server_options();
+  options.allowed_client_names = {"bob"};
+  std::mutex mutex;
+  std::vector<std::string> peers;
+  auto handler = [&](FrameChannel& channel) {
+    {
+      std::lock_guard lock(mutex);
+      peers.push_back(channel.peer_name() + (channel.session_resumed() ? " resumed" : " full"));
+    }
+    echo(channel);
+  };
+  auto server = start(options, handler);
+  ASSERT_TRUE(server);
+  auto exchange = [&](const ClientOptions& client_options, uint64_t* handshake_bytes,
+                      bool* resumed) -> std::string {
+    auto client = connect_channel(client_options);
+    EXPECT_TRUE(client) << client.error().message();
+    if (!client) return {};
+    *handshake_bytes = (*client)->socket_bytes_sent() + (*client)->socket_bytes_received();
+    *resumed = (*client)->session_resumed();
+    EXPECT_TRUE((*client)->send_frame("hi"));
+    auto back = (*client)->receive_frame();
+    EXPECT_TRUE(back && *back == "hi");
+    return (*client)->resumption_ticket();
+  };
+  ClientOptions bob = client_options(server->port(), "127.0.0.1", "bob");
+  uint64_t full_bytes = 0, resumed_bytes = 0;
+  bool resumed = true;
+  std::string ticket = exchange(bob, &full_bytes, &resumed);
+  EXPECT_FALSE(resumed);
+  ASSERT_FALSE(ticket.empty()) << "no ticket after a full handshake and one exchange";
+
+  bob.resume_session = ticket;
+  std::string next_ticket = exchange(bob, &resumed_bytes, &resumed);
+  EXPECT_TRUE(resumed);
+  std::cout << "handshake bytes: full " << full_bytes << ", resumed " << resumed_bytes << "\n";
+  EXPECT_LT(resumed_bytes + 1000, full_bytes) << "a resumed handshake carries no certificates";
+  EXPECT_FALSE(next_ticket.empty());
+
+  // A damaged ticket, or one from another receiver process (other ticket
+  // keys), costs a full handshake and nothing else.
+  std::string damaged = ticket;
+  damaged[damaged.size() / 2] ^= 0x55;
+  bob.resume_session = damaged;
+  uint64_t bytes = 0;
+  exchange(bob, &bytes, &resumed);
+  EXPECT_FALSE(resumed);
+  auto other_server = start(options, handler);
+  ASSERT_TRUE(other_server);
+  ClientOptions elsewhere = client_options(other_server->port(), "127.0.0.1", "bob");
+  elsewhere.resume_session = ticket;
+  exchange(elsewhere, &bytes, &resumed);
+  EXPECT_FALSE(resumed);
+
+  // The refused sender gets no ticket: the receiver sends it only after it
+  // has checked the client certificate.
+  ClientOptions alice = client_options(server->port(), "127.0.0.1", "alice");
+  auto refused = connect_channel(alice);
+  if (refused) {
+    (void)(*refused)->send_frame("hi");
+    (void)(*refused)->receive_frame();
+    EXPECT_TRUE((*refused)->resumption_ticket().empty());
+  }
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(peers, (std::vector<std::string>{"bob full", "bob resumed", "bob full", "bob full"}));
+}
+
 TEST_F(NetChannelTest, ClientRefusesAServerCertificateThatDoesNotNameTheHost) {
   // The receiver certificate names localhost and 127.0.0.1; 127.0.0.2 is
   // loopback too, but not in the certificate.
