@@ -97,6 +97,18 @@ int main(int argc, char** argv) {
   deltasync::prefer_environment(argc, argv, "--engine", "DELTARECVD_ENGINE", engine);
   if (*apply_cmd && app.count("--log-level") == 0) log_level = "warn";
   configure_logging(log_level);
+  // A misspelt key in the service's config (say `alow-client`) would
+  // otherwise run the receiver without the setting: refuse to start.
+  if (auto unknown = deltasync::unknown_config_keys(app); !unknown.empty()) {
+    std::string keys;
+    for (const auto& name : unknown) keys += (keys.empty() ? "'" : ", '") + name + "'";
+    std::fprintf(stderr,
+                 "deltarecvd: error: config file %s: unknown key%s %s; fix or remove %s (keys are "
+                 "the long option names, see deltarecvd --help)\n",
+                 deltasync::config_file_path(app).c_str(), unknown.size() > 1 ? "s" : "",
+                 keys.c_str(), unknown.size() > 1 ? "them" : "it");
+    return 2;
+  }
   if (*apply_cmd) {
     apply.engine = engine;
     return report(deltasync::run_apply_command(apply));

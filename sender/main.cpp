@@ -207,6 +207,10 @@ int main(int argc, char** argv) {
     send.sites = {to};
   }
   configure_logging(log_level);
+  for (const std::string& unknown_key : deltasync::unknown_config_keys(app)) {
+    std::fprintf(stderr, "deltasend: warning: config file %s: unknown key '%s' (ignored)\n",
+                 deltasync::config_file_path(app).c_str(), unknown_key.c_str());
+  }
 
   // Options written before a subcommand belong to the top level (the send):
   // those a subcommand has too are passed on when it did not get its own

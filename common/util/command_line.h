@@ -6,8 +6,12 @@
 #pragma once
 
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
 
 namespace deltasync {
 
@@ -29,6 +33,50 @@ inline void prefer_environment(int argc, char** argv, std::string_view flag, con
                                std::string& value) {
   const char* set = std::getenv(variable);
   if (set && *set && !given_on_command_line(argc, argv, flag)) value = set;
+}
+
+// The keys of the config file `app` read (its --config option, or that
+// option's default when the file exists) that set no option of `app` (or,
+// under a [section], of the subcommand of that name): typos CLI11 would
+// otherwise ignore without a word. Unreadable files give none (CLI11 has
+// already said why).
+inline std::string config_file_path(CLI::App& app) {
+  const CLI::Option* config = app.get_config_ptr();
+  if (config == nullptr) return {};
+  return config->count() > 0 ? config->as<std::string>() : config->get_default_str();
+}
+
+inline std::vector<std::string> unknown_config_keys(CLI::App& app) {
+  std::vector<std::string> unknown;
+  std::string path = config_file_path(app);
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::is_regular_file(path, ec)) return unknown;
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigINI().from_file(path);
+  } catch (const CLI::Error&) {
+    return unknown;
+  }
+  for (const CLI::ConfigItem& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    CLI::App* scope = &app;
+    for (const std::string& parent : item.parents) {
+      try {
+        scope = scope->get_subcommand(parent);
+      } catch (const CLI::Error&) {
+        scope = nullptr;
+        break;
+      }
+    }
+    bool known = scope != nullptr && (scope->get_option_no_throw("--" + item.name) != nullptr ||
+                                      scope->get_option_no_throw(item.name) != nullptr);
+    if (!known) {
+      std::string key;
+      for (const std::string& parent : item.parents) key += parent + ".";
+      unknown.push_back(key + item.name);
+    }
+  }
+  return unknown;
 }
 
 }  // namespace deltasync

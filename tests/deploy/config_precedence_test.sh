@@ -3,9 +3,9 @@
 # then the config file (deploy/deltasend.conf says so). Uses `deltasend
 # status` against closed loopback ports: the error names the receiver that
 # was tried. Also: a usage error exits 2, --help 0.
-#   config_precedence_test.sh REPO DELTASEND
+#   config_precedence_test.sh REPO DELTASEND DELTARECVD
 set -euo pipefail
-repo="$1" deltasend="$2"
+repo="$1" deltasend="$2" deltarecvd="$3"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 fail() {
@@ -80,6 +80,24 @@ done
 out="$("$deltasend" --config "$work/deltasend.conf" bundle "docker-archive:$work/new.tar" \
   --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" ||
   fail "a config file's 'to' must not stop a bundle: $out"
+
+# Unknown config keys: the sender warns, the receiver (a service whose
+# misspelt `allow-client` would drop a restriction) refuses to start. The
+# shipped examples have none.
+printf 'to = 127.0.0.3:9\nefort = max\n' >"$work/typo.conf"
+out="$("$deltasend" --config "$work/typo.conf" bundle "docker-archive:$work/new.tar" \
+  --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" || fail "bundle failed: $out"
+grep -q "unknown key 'efort'" <<<"$out" || fail "an unknown deltasend config key must be named: $out"
+printf 'listen = 127.0.0.1:0\nalow-client = ci\n' >"$work/typo-recv.conf"
+rc=0
+out="$("$deltarecvd" --config "$work/typo-recv.conf" 2>&1)" || rc=$?
+[ "$rc" = 2 ] || fail "deltarecvd with an unknown config key must exit 2, not $rc: $out"
+grep -q "unknown key 'alow-client'" <<<"$out" || fail "the unknown key must be named: $out"
+out="$("$deltasend" --config "$repo/deploy/deltasend.conf" bundle "docker-archive:$work/new.tar" \
+  --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" || fail "bundle failed: $out"
+! grep -q "unknown key" <<<"$out" || fail "deploy/deltasend.conf has an unknown key: $out"
+out="$("$deltarecvd" --config "$repo/deploy/deltarecvd.conf" apply "$work/missing.dsb" 2>&1 || true)"
+! grep -q "unknown key" <<<"$out" || fail "deploy/deltarecvd.conf has an unknown key: $out"
 
 rc=0
 "$deltasend" --log-level bogus status >/dev/null 2>&1 || rc=$?
