@@ -133,6 +133,9 @@ struct FrameChannel::Impl {
   std::string peer_name;
   std::string peer_address;
   std::string resume_session;  // client: a DER session to offer, or empty
+  // Bytes of the certificate messages seen in the handshake (both ways),
+  // with their records, from OpenSSL's message callback.
+  uint64_t certificate_message_bytes = 0;
 
  private:
   // What the verify callback saw (the first failure).

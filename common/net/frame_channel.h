@@ -107,6 +107,13 @@ class FrameChannel {
   // after the handshake; any frame received brings it); empty until then.
   // Secret: whoever holds it can resume as this sender until it expires.
   std::string resumption_ticket();
+  // Client side: about how many bytes fewer the next handshake to this
+  // receiver will cost when it resumes the session resumption_ticket() gives:
+  // this handshake's certificate messages (Certificate, CertificateRequest,
+  // CertificateVerify, both ways) less what a resumption adds (the PSK
+  // extensions with the ticket). 0 when this handshake was itself resumed or
+  // no ticket came. For dry-run estimates.
+  uint64_t resumption_saving();
 
  private:
   friend Impl& channel_impl(FrameChannel& channel);

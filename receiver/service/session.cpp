@@ -224,13 +224,15 @@ class Session {
   }
 
   Status finish_known_image(EngineClient& engine, const wire::Hello& hello) {
-    if (hello.dry_run()) return ok_status();
     DS_ASSIGN_OR_RETURN(wire::SessionFrame commit_frame,
                         wire_.expect(wire::SessionFrame::kCommit, "session"));
-    for (const auto& tag : commit_frame.commit().target().tags())
-      DS_RETURN_IF_ERROR(engine.tag_image(image_id_.str(), tag));
     tags_.assign(commit_frame.commit().target().tags().begin(),
                  commit_frame.commit().target().tags().end());
+    // A dry run goes as far as the Commit, so that it moves the frames the
+    // real run will (its estimate is what it moved), and changes nothing.
+    if (hello.dry_run()) return send_result(/*dry_run=*/true);
+    for (const auto& tag : commit_frame.commit().target().tags())
+      DS_RETURN_IF_ERROR(engine.tag_image(image_id_.str(), tag));
     state_.store->drop_partial(image_id_);  // left by a session killed after its load
     spdlog::info("{}{} is already loaded; tags applied", log_prefix_, target_name());
     state_.record_transfer(target_name() + " from " + channel_.peer_name() +

@@ -271,6 +271,7 @@ class SiteSender {
   wire::Plan plan_;
   size_t digest_bytes_ = 32;
   uint64_t index_wire_bytes_ = 0;    // dry run: what the index cost (cached for the real run)
+  uint64_t resumption_saving_ = 0;   // dry run: the real run's handshake will resume (fewer bytes)
   uint64_t counted_wire_bytes_ = 0;  // dry run: the streams' frames, counted
 };
 
@@ -321,10 +322,11 @@ Result<SendSummary> SiteSender::run() {
       report.diff_id = chain_[t].str();
       report.disposition = "engine";
     }
-    if (!options_.dry_run) DS_RETURN_IF_ERROR(commit());
+    DS_RETURN_IF_ERROR(commit());  // a dry run's Commit only asks for the Result
     finish_summary();
     if (options_.dry_run)
-      summary_.estimated_wire_bytes = summary_.socket_bytes_sent + summary_.socket_bytes_received;
+      summary_.estimated_wire_bytes =
+          summary_.socket_bytes_sent + summary_.socket_bytes_received - resumption_saving_;
     return summary_;
   }
   DS_RETURN_IF_ERROR(choose_basis());
@@ -334,8 +336,9 @@ Result<SendSummary> SiteSender::run() {
   summary_.pull_estimate_bytes = source_.pull_estimate(stream_set_).get();
   if (options_.dry_run) {
     uint64_t moved = summary_.socket_bytes_sent + summary_.socket_bytes_received;
+    // The real run resumes the TLS session this one left: no certificates.
     summary_.estimated_wire_bytes =
-        moved - std::min(moved, index_wire_bytes_) + counted_wire_bytes_;
+        moved - std::min(moved, index_wire_bytes_ + resumption_saving_) + counted_wire_bytes_;
   }
   return summary_;
 }
@@ -378,8 +381,11 @@ Status SiteSender::hello_and_inventory() {
     std::error_code ec;
     fs::create_directories(session_path.parent_path(), ec);
     fs::permissions(session_path.parent_path(), fs::perms::owner_all, ec);
-    if (Status saved = write_file_atomically(session_path, ticket); !saved)
+    if (Status saved = write_file_atomically(session_path, ticket); !saved) {
       spdlog::debug("cannot keep the TLS session: {}", saved.error().message());
+    } else {
+      resumption_saving_ = channel_->resumption_saving();
+    }
   }
   if (inventory_.has_image()) return ok_status();
   if (inventory_.engine_layers() > chain_.size())

@@ -427,6 +427,26 @@ TEST_F(DaemonTransferTest, DryRunEstimatesTheBytesOfARealRun) {
     expect_site_has_target();
     remove_target_from_site();
   }
+
+  // A site that has the image, met by a new receiver process: the dry run
+  // pays a full TLS handshake, the real run resumes the session the dry run
+  // left (no certificates), and the estimate of about a kilobyte says so.
+  start_receiver(temp_->path() / "store-dry-again");
+  send();
+  expect_site_has_target();
+  start_receiver(temp_->path() / "store-dry-again");
+  auto dry = last_json_line(run_command(send_argv("build-1", {"--dry-run"})).output);
+  ASSERT_FALSE(dry.is_discarded());
+  EXPECT_EQ(dry["already_loaded"], true);
+  EXPECT_FALSE(dry["tls_session_resumed"].get<bool>());
+  auto again = send();
+  EXPECT_TRUE(again["tls_session_resumed"].get<bool>());
+  const auto estimate = dry["estimated_wire_bytes"].get<double>();
+  const auto wire =
+      again["socket_bytes_sent"].get<double>() + again["socket_bytes_received"].get<double>();
+  std::printf("already loaded: dry-run estimate %.0f, real run %.0f bytes\n", estimate, wire);
+  EXPECT_NEAR(estimate, wire, 0.10 * wire);
+  remove_target_from_site();
 }
 
 }  // namespace
