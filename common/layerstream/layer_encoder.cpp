@@ -459,8 +459,7 @@ Status LayerStreamEncoder::encode_segments(const LayerIndex& index, int layer_fd
         break;
       members.push_back(k);
       data_bytes += r.size;
-      if (more_prefix > 0 || !in_prefix.count(*basis_id)) {
-        in_prefix.insert(*basis_id);
+      if (in_prefix.insert(*basis_id).second) {
         prefix_ids.push_back(*basis_id);
         prefix_bytes += more_prefix;
       }
