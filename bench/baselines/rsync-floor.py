@@ -12,37 +12,67 @@ whatever rule picks the block size: deltasend's remote mode is such a mode
 (BENCHMARKS.md, "Daemon transfer"). Files without a same-path basis are left
 out, so the true floor is higher. Prints one JSON line.
 """
-import json, os, subprocess, sys, tarfile, tempfile
-old_ar, new_ar = sys.argv[1], sys.argv[2]
-def layers(ar):
-    t = tarfile.open(ar)
-    m = json.load(t.extractfile("manifest.json"))[0]["Layers"]
-    return t, m
-ot, ol = layers(old_ar); nt, nl = layers(new_ar)
+import json, os, shutil, subprocess, sys, tarfile, tempfile
+
+BLOCK_SIZES = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+
+if len(sys.argv) != 3:
+    sys.exit("usage: rsync-floor.py OLD.tar NEW.tar   (docker save archives)")
+for tool in ("rdiff", "zstd"):
+    if shutil.which(tool) is None:
+        sys.exit("rsync-floor: %s is not installed (apt-get install rdiff zstd)" % tool)
+
+
+def open_archive(path):
+    """The archive and its layer paths, lowest first."""
+    try:
+        archive = tarfile.open(path)
+        return archive, json.load(archive.extractfile("manifest.json"))[0]["Layers"]
+    except (OSError, tarfile.TarError, KeyError, ValueError) as e:
+        sys.exit("rsync-floor: %s is not a docker save archive: %s" % (path, e))
+
+
+def cheapest(work, base, data):
+    """Signature + zstd'd delta at the best block size, chosen with hindsight."""
+    paths = {name: os.path.join(work, name) for name in "onsd"}
+    with open(paths["o"], "wb") as f:
+        f.write(base)
+    with open(paths["n"], "wb") as f:
+        f.write(data)
+    best = None
+    for block in BLOCK_SIZES:
+        if block > max(len(base), 64):
+            break
+        subprocess.run(["rdiff", "-f", "-b", str(block), "-S", "-1", "signature",
+                        paths["o"], paths["s"]], check=True)
+        subprocess.run(["rdiff", "-f", "delta", paths["s"], paths["n"], paths["d"]], check=True)
+        delta = subprocess.run(["zstd", "-19", "-q", "-c", "--no-check", paths["d"]],
+                               capture_output=True, check=True).stdout
+        cost = os.path.getsize(paths["s"]) + len(delta)
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+old_archive, old_layers = open_archive(sys.argv[1])
+new_archive, new_layers = open_archive(sys.argv[2])
 old_files = {}
-for l in ol:
-    lt = tarfile.open(fileobj=ot.extractfile(l))
-    for m in lt:
-        if m.isfile(): old_files[m.name] = lt.extractfile(m).read()
-missing = [l for l in nl if l not in ol]
-d = tempfile.mkdtemp()
-tot_best = 0; tot_default = 0; n = 0; lit = 0
-for l in missing:
-    lt = tarfile.open(fileobj=nt.extractfile(l))
-    for m in lt:
-        if not m.isfile(): continue
-        data = lt.extractfile(m).read()
-        base = old_files.get(m.name)
-        if base is None or base == data or len(data) < 64: continue
-        n += 1
-        open(d+"/o","wb").write(base); open(d+"/n","wb").write(data)
-        best = None
-        for b in (64,128,256,512,1024,2048,4096,8192,16384):
-            if b > max(len(base), 64): break
-            subprocess.run(["rdiff","-f","-b",str(b),"-S","-1","signature",d+"/o",d+"/s"],check=True)
-            subprocess.run(["rdiff","-f","delta",d+"/s",d+"/n",d+"/d"],check=True)
-            z = subprocess.run(["zstd","-19","-q","-c","--no-check",d+"/d"],capture_output=True).stdout
-            cost = os.path.getsize(d+"/s") + len(z)
-            if best is None or cost < best: best = cost
-        tot_best += best
-print(json.dumps({"files": n, "oracle_bytes": tot_best}))
+for layer in old_layers:
+    layer_tar = tarfile.open(fileobj=old_archive.extractfile(layer))
+    for member in layer_tar:
+        if member.isfile():
+            old_files[member.name] = layer_tar.extractfile(member).read()
+
+files = floor = 0
+with tempfile.TemporaryDirectory(prefix="rsync-floor-") as work:
+    for layer in (l for l in new_layers if l not in old_layers):
+        layer_tar = tarfile.open(fileobj=new_archive.extractfile(layer))
+        for member in layer_tar:
+            if not member.isfile():
+                continue
+            data = layer_tar.extractfile(member).read()
+            base = old_files.get(member.name)
+            if base is None or base == data or len(data) < 64:
+                continue
+            files += 1
+            floor += cheapest(work, base, data)
+print(json.dumps({"files": files, "oracle_bytes": floor}))
