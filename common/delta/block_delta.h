@@ -23,7 +23,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "common/io/stream.h"
 
@@ -70,9 +72,18 @@ struct SignatureParams {
   uint32_t strong_len = 0;  // bytes of the strong (BLAKE2) sum kept per block
 };
 
+// The block sizes rsync_signature accepts (choose_signature_params keeps to
+// 256 B - 64 KiB; signature rounds go further both ways).
+constexpr uint32_t kSignatureBlockMin = 64;
+constexpr uint32_t kSignatureBlockMax = 1 << 20;
+
 // Block size ~ sqrt(size) clamped to [256, 64 KiB]; strong sum long enough
 // that a false match across the whole file is below 2^-40 (not the default).
 SignatureParams choose_signature_params(uint64_t basis_size, uint64_t new_size);
+
+// The strong-sum length that keeps a false match below 2^-40 when
+// `searched_bytes` positions are compared with `blocks` blocks.
+uint32_t strong_sum_length(uint64_t searched_bytes, uint64_t blocks);
 
 // Computes the signature of a basis stream (the bytes that go on the wire).
 Result<std::string> rsync_signature(ByteSource& basis, const SignatureParams& params);
@@ -99,6 +110,24 @@ Status rsync_delta(const RsyncSignature& signature, ByteSource& new_file, ByteSi
 // (kCorrupt) if the delta is malformed, refers outside the basis, or would
 // write more than `max_output` bytes.
 Status rsync_patch(RandomAccessInput& basis, ByteSource& delta, ByteSink& out, uint64_t max_output);
+
+// The commands of a librsync delta, for deltas assembled from several
+// signature rounds (signature_rounds.h). COPY positions are basis offsets.
+struct RsyncCommand {
+  enum class Kind : uint8_t { kLiteral, kCopy };
+  Kind kind = Kind::kLiteral;
+  uint64_t basis_offset = 0;  // kCopy only
+  uint64_t length = 0;
+};
+
+// The commands of a delta made by rsync_delta (literal data skipped). Fails
+// (kCorrupt) on anything but a well-formed delta ending in END.
+Result<std::vector<RsyncCommand>> parse_rsync_delta(std::string_view delta);
+
+// Writes `commands` as a librsync delta that rsync_patch applies: literal
+// bytes are read from `new_file` at the position the commands have reached.
+Status write_rsync_delta(std::span<const RsyncCommand> commands, RandomAccessInput& new_file,
+                         ByteSink& delta);
 
 // --- local delta (zstd, basis as prefix) --------------------------------------
 

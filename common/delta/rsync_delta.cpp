@@ -201,14 +201,17 @@ SignatureParams choose_signature_params(uint64_t basis_size, uint64_t new_size) 
   // log2(blocks). A false match silently corrupts the patched file (nothing
   // else checks it at this level), hence the margin; it costs a few bytes per
   // block, e.g. 11 instead of 8 for an 80 MiB file.
-  uint32_t bits = 40 + ceil_log2(std::max<uint64_t>(new_size, 1)) + ceil_log2(blocks);
-  uint32_t strong = std::min<uint32_t>((bits + 7) / 8, kMaxStrongLen);
-  return SignatureParams{static_cast<uint32_t>(block), strong};
+  return SignatureParams{static_cast<uint32_t>(block), strong_sum_length(new_size, blocks)};
+}
+
+uint32_t strong_sum_length(uint64_t searched_bytes, uint64_t blocks) {
+  uint32_t bits = 40 + ceil_log2(std::max<uint64_t>(searched_bytes, 1)) + ceil_log2(blocks);
+  return std::min<uint32_t>((bits + 7) / 8, kMaxStrongLen);
 }
 
 Result<std::string> rsync_signature(ByteSource& basis, const SignatureParams& params) {
   quiet_librsync();
-  if (params.block_len < kMinBlockLen || params.block_len > kMaxBlockLen ||
+  if (params.block_len < kSignatureBlockMin || params.block_len > kSignatureBlockMax ||
       params.strong_len == 0 || params.strong_len > kMaxStrongLen) {
     return make_error(ErrorCode::kInvalidArgument, "rsync signature: bad parameters (block_len " +
                                                        std::to_string(params.block_len) +
@@ -255,6 +258,114 @@ Status rsync_patch(RandomAccessInput& basis, ByteSource& delta, ByteSink& out,
   if (!job) return make_error(ErrorCode::kInternal, "rsync patch: rs_patch_begin failed");
   BoundedSink bounded(out, max_output);
   return drive(job.get(), delta, &bounded, "rsync patch", true, &ctx.error);
+}
+
+// librsync's delta format (doc/format in its sources, prototab.h): a 4-byte
+// magic, then commands. Opcode 0 ends; 1..64 are literals of that many bytes;
+// 0x41..0x44 a literal whose length follows in 1, 2, 4 or 8 bytes; 0x45..0x54
+// a copy whose position and length follow, big-endian, in 1/2/4/8 bytes each
+// (opcode = 0x45 + 4 * width index of the position + width index of the length).
+namespace {
+
+constexpr uint8_t kOpLiteralN1 = 0x41;
+constexpr uint8_t kOpCopyFirst = 0x45;
+constexpr uint8_t kOpCopyLast = 0x54;
+
+int width_index(uint64_t value) {
+  return value <= 0xff ? 0 : value <= 0xffff ? 1 : value <= 0xffffffffull ? 2 : 3;
+}
+
+void put_big_endian(std::string& out, uint64_t value, int index) {
+  int bytes = 1 << index;
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+}  // namespace
+
+Result<std::vector<RsyncCommand>> parse_rsync_delta(std::string_view delta) {
+  auto corrupt = [](const std::string& what) {
+    return make_error(ErrorCode::kCorrupt, "rsync delta commands: " + what);
+  };
+  size_t at = 0;
+  auto take = [&](int index) -> std::optional<uint64_t> {
+    size_t bytes = size_t{1} << index;
+    if (delta.size() - at < bytes) return std::nullopt;
+    uint64_t value = 0;
+    for (size_t i = 0; i < bytes; ++i) value = value << 8 | static_cast<uint8_t>(delta[at + i]);
+    at += bytes;
+    return value;
+  };
+  auto magic = take(2);
+  if (!magic || *magic != RS_DELTA_MAGIC) return corrupt("not a librsync delta");
+  std::vector<RsyncCommand> commands;
+  while (true) {
+    if (at >= delta.size()) return corrupt("truncated (no END)");
+    auto op = static_cast<uint8_t>(delta[at++]);
+    if (op == 0) break;
+    if (op <= 64 || (op >= kOpLiteralN1 && op < kOpCopyFirst)) {
+      uint64_t length = op;
+      if (op > 64) {
+        auto value = take(op - kOpLiteralN1);
+        if (!value) return corrupt("truncated literal length");
+        length = *value;
+      }
+      if (length > delta.size() - at) return corrupt("literal runs past the end");
+      at += length;
+      commands.push_back({RsyncCommand::Kind::kLiteral, 0, length});
+    } else if (op <= kOpCopyLast) {
+      int code = op - kOpCopyFirst;
+      auto position = take(code / 4);
+      auto length = position ? take(code % 4) : std::nullopt;
+      if (!length) return corrupt("truncated copy");
+      commands.push_back({RsyncCommand::Kind::kCopy, *position, *length});
+    } else {
+      return corrupt("unknown opcode " + std::to_string(op));
+    }
+  }
+  if (at != delta.size()) return corrupt("data after END");
+  return commands;
+}
+
+Status write_rsync_delta(std::span<const RsyncCommand> commands, RandomAccessInput& new_file,
+                         ByteSink& delta) {
+  std::string out;
+  put_big_endian(out, RS_DELTA_MAGIC, 2);
+  uint64_t new_position = 0;
+  std::vector<char> buffer;
+  for (const RsyncCommand& c : commands) {
+    if (c.length == 0) continue;
+    if (c.kind == RsyncCommand::Kind::kCopy) {
+      int position_index = width_index(c.basis_offset);
+      int length_index = width_index(c.length);
+      out.push_back(static_cast<char>(kOpCopyFirst + 4 * position_index + length_index));
+      put_big_endian(out, c.basis_offset, position_index);
+      put_big_endian(out, c.length, length_index);
+    } else {
+      if (c.length <= 64) {
+        out.push_back(static_cast<char>(c.length));
+      } else {
+        int index = width_index(c.length);
+        out.push_back(static_cast<char>(kOpLiteralN1 + index));
+        put_big_endian(out, c.length, index);
+      }
+      for (uint64_t done = 0; done < c.length;) {
+        buffer.resize(std::min<uint64_t>(c.length - done, kIoChunk));
+        DS_ASSIGN_OR_RETURN(size_t got, new_file.read_at(new_position + done, buffer));
+        if (got != buffer.size())
+          return make_error(ErrorCode::kCorrupt,
+                            "rsync delta: new file is shorter than its commands");
+        out.append(buffer.data(), got);
+        done += got;
+      }
+    }
+    new_position += c.length;  // copies and literals both advance the new file
+    if (out.size() >= kIoChunk) {
+      DS_RETURN_IF_ERROR(delta.write(out));
+      out.clear();
+    }
+  }
+  out.push_back(0);
+  return delta.write(out);
 }
 
 }  // namespace deltasync
