@@ -172,16 +172,16 @@ struct LayerStreamEncoder::Impl {
                                    uint32_t content_id) const {
     DeltaResult result;
     result.content_id = content_id;
-    const std::string* signature = options.signatures->find(content_id);
-    if (signature == nullptr) return result;
-    auto loaded = RsyncSignature::load(*signature);
-    if (!loaded) {
-      result.status = std::unexpected(std::move(loaded).error());
-      return result;
+    const std::vector<SignatureRound>* rounds = options.signatures->find(content_id);
+    if (rounds == nullptr || rounds->empty()) return result;
+    FileRangeRandomAccess new_file(layer_fd, target.payload_offset, target.size);
+    RoundsDelta builder(new_file, basis.contents()[content_id].size);
+    for (const SignatureRound& round : *rounds) {
+      result.status = builder.add_round(round);
+      if (!result.status) return result;
     }
-    FileSource new_file(layer_fd, target.payload_offset, target.size, "layer tar");
     StringSink delta;
-    result.status = rsync_delta(**loaded, new_file, delta);
+    result.status = builder.write(delta);
     if (!result.status || delta.data().size() >= target.size) return result;
     result.op = 'R';
     result.bytes = std::move(delta.data());
@@ -340,9 +340,11 @@ std::vector<DeltaCandidate> LayerStreamEncoder::delta_candidates(const LayerInde
     if (!id) continue;
     auto [it, inserted] = seen.emplace(*id, out.size());
     if (inserted) {
-      out.push_back(DeltaCandidate{*id, r.size});
-    } else {
-      out[it->second].target_size = std::max(out[it->second].target_size, r.size);
+      out.push_back(
+          DeltaCandidate{*id, r.size, r.payload_offset, impl_->basis.contents()[*id].size});
+    } else if (r.size > out[it->second].target_size) {
+      out[it->second].target_size = r.size;
+      out[it->second].target_offset = r.payload_offset;
     }
   }
   return out;

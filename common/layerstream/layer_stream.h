@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/crypto/digest.h"
+#include "common/delta/signature_rounds.h"
 #include "common/io/file.h"
 #include "common/io/stream.h"
 #include "common/layerstream/basis.h"
@@ -65,13 +66,14 @@ struct LayerStreamStats {
 };
 
 // librsync signatures of basis contents, received from the site: the
-// network case where the sender does not hold the basis bytes. Shared
-// read-only by the delta workers.
+// network case where the sender does not hold the basis bytes. Each content
+// has one or more rounds (common/delta/signature_rounds.h). Shared read-only
+// by the delta workers.
 class BasisSignatures {
  public:
   virtual ~BasisSignatures() = default;
-  // The signature of basis content `content_id`, or null if the site sent none.
-  virtual const std::string* find(uint32_t content_id) const = 0;
+  // The signature rounds of basis content `content_id`, or null if the site sent none.
+  virtual const std::vector<SignatureRound>* find(uint32_t content_id) const = 0;
 };
 
 struct EncoderOptions {
@@ -101,7 +103,9 @@ class SegmentSink {
 // site for its signature, with the new file's size to choose block sizes).
 struct DeltaCandidate {
   uint32_t content_id = 0;
-  uint64_t target_size = 0;
+  uint64_t target_size = 0;    // the largest new file that would use it
+  uint64_t target_offset = 0;  // where that file's bytes start in the layer tar
+  uint64_t basis_size = 0;
 };
 
 class LayerStreamEncoder {

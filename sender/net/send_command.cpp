@@ -54,18 +54,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kIndexDigestBytes = 12;
+// A SignatureRequest is cut after about this many bytes of items (frames are
+// limited to 4 MiB; one item has at most kMaxSignatureRanges ranges).
+constexpr size_t kSignatureRequestBytes = 1 << 20;
 constexpr uint16_t kDefaultPort = 7443;
 
 class SignatureMap final : public BasisSignatures {
  public:
-  const std::string* find(uint32_t content_id) const override {
+  const std::vector<SignatureRound>* find(uint32_t content_id) const override {
     auto it = map_.find(content_id);
     return it == map_.end() ? nullptr : &it->second;
   }
-  std::map<uint32_t, std::string>& map() { return map_; }
+  std::map<uint32_t, std::vector<SignatureRound>>& map() { return map_; }
 
  private:
-  std::map<uint32_t, std::string> map_;
+  std::map<uint32_t, std::vector<SignatureRound>> map_;
 };
 
 // Segments go out as SegmentBegin, data frames, SegmentEnd.
@@ -237,7 +240,8 @@ class SiteSender {
   Status hello_and_inventory();
   Status choose_basis();
   Status receive_indexes();
-  Status receive_signatures(const std::vector<DeltaCandidate>& candidates, SignatureMap& map);
+  Status receive_signatures(const std::vector<DeltaCandidate>& candidates, int layer_fd,
+                            SignatureMap& map);
   Status send_streams();
   Status send_spooled(const SpooledStreams& streams);
   Status commit();
@@ -506,34 +510,103 @@ Status SiteSender::receive_indexes() {
   return ok_status();
 }
 
-Status SiteSender::receive_signatures(const std::vector<DeltaCandidate>& candidates,
+// Signatures come in rounds (common/delta/signature_rounds.h): every
+// candidate's first ask goes in one request; the site answers them all, the
+// sender matches its new files against them and asks again for the
+// candidates whose next round is worth it, until none is. Requests are cut
+// so that each frame stays well under the frame limit.
+Status SiteSender::receive_signatures(const std::vector<DeltaCandidate>& candidates, int layer_fd,
                                       SignatureMap& signatures) {
   signatures.map().clear();
   if (candidates.empty()) return ok_status();
-  wire::SessionFrame request;
+  const bool rounds_allowed = inventory_.signature_rounds();
+  struct Pending {
+    const DeltaCandidate* candidate;
+    std::unique_ptr<FileRangeRandomAccess> new_file;
+    std::unique_ptr<RoundsDelta> rounds;
+    SignatureAsk ask;
+  };
+  std::vector<Pending> pending;
   for (const auto& c : candidates) {
-    auto* item = request.mutable_signature_request()->add_items();
-    item->set_content_id(c.content_id);
-    item->set_target_size(c.target_size);
+    Pending p{&c, nullptr, nullptr, {}};
+    if (rounds_allowed) {
+      p.new_file =
+          std::make_unique<FileRangeRandomAccess>(layer_fd, c.target_offset, c.target_size);
+      p.rounds = std::make_unique<RoundsDelta>(*p.new_file, c.basis_size);
+      p.ask = first_signature_ask(c.basis_size, c.target_size);
+    } else {
+      // A receiver without rounds signs the whole file at its own block size.
+      p.ask.params = choose_signature_params(c.basis_size, c.target_size);
+      if (c.basis_size > 0) p.ask.ranges.push_back({0, c.basis_size});
+    }
+    pending.push_back(std::move(p));
   }
-  DS_RETURN_IF_ERROR(wire_->send(request));
-  while (true) {
-    DS_ASSIGN_OR_RETURN(wire::SessionFrame frame, wire_->receive());
-    if (frame.has_progress()) continue;
-    if (frame.has_signatures_done()) break;
-    if (!frame.has_signature_chunk())
-      return make_error(ErrorCode::kProtocol, "expected signatures, receiver sent " +
-                                                  std::string(frame_kind_name(frame.kind_case())));
-    std::string& packed = signatures.map()[frame.signature_chunk().content_id()];
-    if (packed.size() + frame.signature_chunk().data().size() > (size_t{1} << 30))
-      return make_error(ErrorCode::kProtocol, "receiver's signature is too large");
-    packed += frame.signature_chunk().data();
-  }
-  // Each arrives zstd-compressed.
-  for (auto& [content_id, bytes] : signatures.map()) {
-    DS_ASSIGN_OR_RETURN(bytes,
-                        with_context(zstd_decompress(bytes, size_t{1} << 30),
-                                     "signature of basis content " + std::to_string(content_id)));
+  for (int round = 1; !pending.empty(); ++round) {
+    summary_.signature_rounds = std::max<uint32_t>(summary_.signature_rounds, round);
+    if (round > 1)
+      progress_.phase("signatures", "round " + std::to_string(round) + ": " +
+                                        std::to_string(pending.size()) + " files");
+    for (size_t first = 0; first < pending.size();) {
+      wire::SessionFrame request;
+      size_t request_bytes = 0, end = first;
+      for (; end < pending.size() && (end == first || request_bytes < kSignatureRequestBytes);
+           ++end) {
+        const Pending& p = pending[end];
+        auto* item = request.mutable_signature_request()->add_items();
+        item->set_content_id(p.candidate->content_id);
+        item->set_target_size(p.candidate->target_size);
+        if (rounds_allowed) {
+          item->set_block_len(p.ask.params.block_len);
+          item->set_strong_len(p.ask.params.strong_len);
+          uint64_t at = 0;
+          for (const ByteRange& r : p.ask.ranges) {
+            item->add_ranges(r.offset - at);
+            item->add_ranges(r.length);
+            at = r.offset + r.length;
+          }
+        }
+        request_bytes += 16 + 20 * p.ask.ranges.size();
+      }
+      DS_RETURN_IF_ERROR(wire_->send(request));
+      std::map<uint32_t, std::string> packed;
+      while (true) {
+        DS_ASSIGN_OR_RETURN(wire::SessionFrame frame, wire_->receive());
+        if (frame.has_progress()) continue;
+        if (frame.has_signatures_done()) break;
+        if (!frame.has_signature_chunk())
+          return make_error(ErrorCode::kProtocol,
+                            "expected signatures, receiver sent " +
+                                std::string(frame_kind_name(frame.kind_case())));
+        std::string& bytes = packed[frame.signature_chunk().content_id()];
+        if (bytes.size() + frame.signature_chunk().data().size() > (size_t{1} << 30))
+          return make_error(ErrorCode::kProtocol, "receiver's signature is too large");
+        bytes += frame.signature_chunk().data();
+      }
+      for (size_t i = first; i < end; ++i) {
+        Pending& p = pending[i];
+        uint32_t id = p.candidate->content_id;
+        auto it = packed.find(id);
+        if (it == packed.end()) continue;  // the site sent none: the file goes whole
+        // Each arrives zstd-compressed.
+        DS_ASSIGN_OR_RETURN(std::string signature,
+                            with_context(zstd_decompress(it->second, size_t{1} << 30),
+                                         "signature of basis content " + std::to_string(id)));
+        auto& rounds = signatures.map()[id];
+        rounds.push_back(SignatureRound{std::move(p.ask), std::move(signature)});
+        if (p.rounds) {
+          DS_RETURN_IF_ERROR(with_context(p.rounds->add_round(rounds.back()),
+                                          "signature of basis content " + std::to_string(id)));
+          if (auto next = p.rounds->next_ask()) {
+            p.ask = std::move(*next);
+            continue;
+          }
+        }
+        p.candidate = nullptr;  // done
+      }
+      first = end;
+    }
+    std::erase_if(pending, [](const Pending& p) { return p.candidate == nullptr; });
+    if (round >= kMaxSignatureRounds) break;
   }
   return ok_status();
 }
@@ -620,7 +693,8 @@ Status SiteSender::send_streams() {
     encoder.skip_entries(index, 0, first);
     if (!local_) {
       progress_.phase("signatures", "for layer " + std::to_string(t + 1));
-      DS_RETURN_IF_ERROR(receive_signatures(encoder.delta_candidates(index, first), signatures));
+      DS_RETURN_IF_ERROR(
+          receive_signatures(encoder.delta_candidates(index, first), fd, signatures));
     }
     uint64_t first_byte =
         first > 0 && first <= index.entries.size()

@@ -64,8 +64,9 @@ struct SendSummary {
   uint64_t layers_sent = 0;
   uint64_t layers_resumed = 0;
   uint64_t stream_bytes = 0;
-  uint64_t index_bytes = 0;      // REMOTE: basis index bytes the site sent (its counters)
-  uint64_t signature_bytes = 0;  // REMOTE: librsync signature bytes the site sent
+  uint64_t index_bytes = 0;       // REMOTE: basis index bytes the site sent (its counters)
+  uint64_t signature_bytes = 0;   // REMOTE: librsync signature bytes the site sent
+  uint32_t signature_rounds = 0;  // REMOTE: most signature rounds any layer needed
   uint64_t site_socket_bytes_received = 0;  // the site's own counters, at its result
   uint64_t site_socket_bytes_sent = 0;
   bool shared_encoding = false;  // the streams were coded once for several sites

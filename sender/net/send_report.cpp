@@ -171,6 +171,7 @@ nlohmann::json site_result_json(const SendCommandOptions& options, const SiteOut
             {"stream_bytes", s.stream_bytes},
             {"index_bytes", s.index_bytes},
             {"signature_bytes", s.signature_bytes},
+            {"signature_rounds", s.signature_rounds},
             {"site_socket_bytes_received", s.site_socket_bytes_received},
             {"site_socket_bytes_sent", s.site_socket_bytes_sent},
             {"shared_encoding", s.shared_encoding},

@@ -200,6 +200,14 @@ TEST_F(DaemonTransferTest, LocalAndRemoteBasisLoadTheSameImage) {
   uint64_t remote_bytes =
       remote["socket_bytes_sent"].get<uint64_t>() + remote["socket_bytes_received"].get<uint64_t>();
   EXPECT_LT(remote_bytes, 14u << 20);
+  // large2.bin (3 MiB, three 5-byte edits) is signed in rounds: coarse
+  // blocks, then small ones only around the edits. One round would take its
+  // whole signature at ~1.7 KiB blocks: about 24 KB.
+  EXPECT_GE(remote["signature_rounds"].get<int>(), 3) << remote.dump();
+  EXPECT_LT(remote["signature_bytes"].get<uint64_t>(), 10000u) << remote.dump();
+  std::printf("signatures: %llu bytes in %d rounds\n",
+              static_cast<unsigned long long>(remote["signature_bytes"].get<uint64_t>()),
+              remote["signature_rounds"].get<int>());
   std::printf("wire bytes: local %llu, remote %llu\n", static_cast<unsigned long long>(local_bytes),
               static_cast<unsigned long long>(remote_bytes));
   EXPECT_TRUE(fs::is_empty(temp_->path() / "store-remote" / "partial"));

@@ -208,18 +208,19 @@ class AllSignatures final : public BasisSignatures {
   explicit AllSignatures(const LayerBasis& basis) {
     for (uint32_t id = 0; id < basis.basis->contents().size(); ++id) {
       const BasisContent& c = basis.basis->contents()[id];
-      FileSource range(basis.files.fds[c.layer], c.payload_offset, c.size, "basis");
-      signatures_[id] =
-          check(rsync_signature(range, choose_signature_params(c.size, c.size)), "rsync signature");
+      FileRangeRandomAccess range(basis.files.fds[c.layer], c.payload_offset, c.size);
+      SignatureAsk ask = first_signature_ask(c.size, c.size);
+      signatures_[id].push_back(
+          SignatureRound{ask, check(signature_of_ask(range, ask), "rsync signature")});
     }
   }
-  const std::string* find(uint32_t content_id) const override {
+  const std::vector<SignatureRound>* find(uint32_t content_id) const override {
     auto it = signatures_.find(content_id);
     return it == signatures_.end() ? nullptr : &it->second;
   }
 
  private:
-  std::map<uint32_t, std::string> signatures_;
+  std::map<uint32_t, std::vector<SignatureRound>> signatures_;
 };
 
 class CollectSegments final : public SegmentSink {

@@ -331,19 +331,32 @@ TEST_F(LayerStreamTest, RemoteSegmentedStreamResumesAfterACut) {
   LayerFiles no_files;
 
   struct Signatures final : BasisSignatures {
-    const std::string* find(uint32_t id) const override {
+    const std::vector<SignatureRound>* find(uint32_t id) const override {
       auto it = map.find(id);
       return it == map.end() ? nullptr : &it->second;
     }
-    std::map<uint32_t, std::string> map;
+    std::map<uint32_t, std::vector<SignatureRound>> map;
   } signatures;
+  // The rounds the sender and the site go through (as deltasend does).
   auto sign = [&](const std::vector<DeltaCandidate>& candidates) {
     for (const auto& c : candidates) {
       const BasisContent& content = site_basis.contents()[c.content_id];
-      FileSource source(base.fd.get(), content.payload_offset, content.size, "basis");
-      auto sig = rsync_signature(source, choose_signature_params(content.size, c.target_size));
-      ASSERT_TRUE(sig);
-      signatures.map[c.content_id] = *sig;
+      ASSERT_EQ(c.basis_size, content.size);
+      FileRangeRandomAccess basis_file(base.fd.get(), content.payload_offset, content.size);
+      FileRangeRandomAccess new_file(target.fd.get(), c.target_offset, c.target_size);
+      RoundsDelta rounds(new_file, c.basis_size);
+      std::optional<SignatureAsk> ask = first_signature_ask(c.basis_size, c.target_size);
+      while (ask) {
+        auto sig = signature_of_ask(basis_file, *ask);
+        ASSERT_TRUE(sig);
+        signatures.map[c.content_id].push_back(SignatureRound{*ask, *sig});
+        ASSERT_TRUE(rounds.add_round(signatures.map[c.content_id].back()));
+        ask = rounds.next_ask();
+      }
+      // data.bin (3 MiB, 8 bytes edited) is refined beyond its coarse round.
+      if (c.basis_size == 3u << 20) {
+        EXPECT_GE(signatures.map[c.content_id].size(), 2u);
+      }
     }
   };
 
