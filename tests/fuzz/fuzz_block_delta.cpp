@@ -9,10 +9,13 @@
 // header declared (local and anchored deltas declare their size).
 //
 // Input: [op] [limit] delta
-//   op % 4:  0 rsync_patch, 1 local_delta_decode, 2 anchored_delta_decode,
-//            3 RsyncSignature::load + rsync_delta of a fixed new file
+//   op % 4:  0 rsync_patch (+ parse_rsync_delta, which must agree),
+//            1 local_delta_decode, 2 anchored_delta_decode,
+//            3 RsyncSignature::load + rsync_delta of a fixed new file, and
+//              the same signature as a signature round (RoundsDelta)
 //   limit:   max_output = the basis size * 2 when limit is 0, else limit * 97
 #include "common/delta/block_delta.h"
+#include "common/delta/signature_rounds.h"
 #include "common/util/varint.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/fuzz_targets.h"
@@ -53,9 +56,21 @@ int fuzz_block_delta(const uint8_t* data, size_t size) {
   BoundCheckingSink out(max_output);
 
   switch (op) {
-    case 0:
-      (void)rsync_patch(basis, delta, out, max_output);
+    case 0: {
+      Status patched = rsync_patch(basis, delta, out, max_output);
+      // Our reading of the format (signature rounds) must agree with
+      // librsync's: a delta both accept covers exactly what was written.
+      auto commands = parse_rsync_delta(in.rest());
+      if (patched && commands) {
+        uint64_t covered = 0;
+        for (const RsyncCommand& c : *commands) covered += c.length;
+        if (covered != out.written().size())
+          violation(kTarget, "parse_rsync_delta covers " + std::to_string(covered) +
+                                 " bytes, rsync_patch wrote " +
+                                 std::to_string(out.written().size()));
+      }
       break;
+    }
     case 1:
     case 2: {
       Status s = op == 1 ? local_delta_decode(basis, delta, out, max_output)
@@ -79,6 +94,23 @@ int fuzz_block_delta(const uint8_t* data, size_t size) {
       MemorySource source(new_file);
       StringSink out_delta;
       (void)rsync_delta(**signature, source, out_delta);
+      // The same signature as a round: whatever a peer's signature claims,
+      // the delta built from it stays inside the basis and has the new
+      // file's size (a lying signature can only make the layer fail its
+      // digest check).
+      MemoryRandomAccess new_input(new_file);
+      RoundsDelta rounds(new_input, basis_bytes.size());
+      SignatureAsk ask{SignatureParams{1024, 8}, {ByteRange{0, basis_bytes.size()}}};
+      if (rounds.add_round(SignatureRound{ask, std::string(in.rest())})) {
+        StringSink built;
+        if (!rounds.write(built)) violation(kTarget, "a rounds delta could not be written");
+        MemorySource built_source(built.data());
+        BoundCheckingSink patched(new_file.size());
+        if (!rsync_patch(basis, built_source, patched, new_file.size()) ||
+            patched.written().size() != new_file.size())
+          violation(kTarget, "a rounds delta from a peer's signature does not patch");
+        (void)rounds.next_ask();
+      }
       break;
     }
   }
