@@ -12,7 +12,10 @@ whatever rule picks the block size: deltasend's remote mode is such a mode
 (BENCHMARKS.md, "Daemon transfer"). Files without a same-path basis are left
 out, so the true floor is higher. Prints one JSON line.
 """
-import json, os, shutil, subprocess, sys, tarfile, tempfile
+import json, os, shutil, subprocess, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from changed_files import changed_files  # noqa: E402
 
 BLOCK_SIZES = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
@@ -21,15 +24,6 @@ if len(sys.argv) != 3:
 for tool in ("rdiff", "zstd"):
     if shutil.which(tool) is None:
         sys.exit("rsync-floor: %s is not installed (apt-get install rdiff zstd)" % tool)
-
-
-def open_archive(path):
-    """The archive and its layer paths, lowest first."""
-    try:
-        archive = tarfile.open(path)
-        return archive, json.load(archive.extractfile("manifest.json"))[0]["Layers"]
-    except (OSError, tarfile.TarError, KeyError, ValueError) as e:
-        sys.exit("rsync-floor: %s is not a docker save archive: %s" % (path, e))
 
 
 def cheapest(work, base, data):
@@ -53,26 +47,9 @@ def cheapest(work, base, data):
     return best
 
 
-old_archive, old_layers = open_archive(sys.argv[1])
-new_archive, new_layers = open_archive(sys.argv[2])
-old_files = {}
-for layer in old_layers:
-    layer_tar = tarfile.open(fileobj=old_archive.extractfile(layer))
-    for member in layer_tar:
-        if member.isfile():
-            old_files[member.name] = layer_tar.extractfile(member).read()
-
 files = floor = 0
 with tempfile.TemporaryDirectory(prefix="rsync-floor-") as work:
-    for layer in (l for l in new_layers if l not in old_layers):
-        layer_tar = tarfile.open(fileobj=new_archive.extractfile(layer))
-        for member in layer_tar:
-            if not member.isfile():
-                continue
-            data = layer_tar.extractfile(member).read()
-            base = old_files.get(member.name)
-            if base is None or base == data or len(data) < 64:
-                continue
-            files += 1
-            floor += cheapest(work, base, data)
+    for _, base, data in changed_files(sys.argv[1], sys.argv[2], "rsync-floor"):
+        files += 1
+        floor += cheapest(work, base, data)
 print(json.dumps({"files": files, "oracle_bytes": floor}))
