@@ -57,6 +57,8 @@ constexpr size_t kIndexDigestBytes = 12;
 // A SignatureRequest is cut after about this many bytes of items (frames are
 // limited to 4 MiB; one item has at most kMaxSignatureRanges ranges).
 constexpr size_t kSignatureRequestBytes = 1 << 20;
+// While it matches signatures the sender tells the site it is alive this often.
+constexpr auto kMatchingHeartbeat = std::chrono::seconds(20);
 constexpr uint16_t kDefaultPort = 7443;
 
 class SignatureMap final : public BasisSignatures {
@@ -568,6 +570,7 @@ Status SiteSender::receive_signatures(const std::vector<DeltaCandidate>& candida
         request_bytes += 16 + 20 * p.ask.ranges.size();
       }
       DS_RETURN_IF_ERROR(wire_->send(request));
+      auto last_sent = std::chrono::steady_clock::now();
       std::map<uint32_t, std::string> packed;
       while (true) {
         DS_ASSIGN_OR_RETURN(wire::SessionFrame frame, wire_->receive());
@@ -586,7 +589,10 @@ Status SiteSender::receive_signatures(const std::vector<DeltaCandidate>& candida
         Pending& p = pending[i];
         uint32_t id = p.candidate->content_id;
         auto it = packed.find(id);
-        if (it == packed.end()) continue;  // the site sent none: the file goes whole
+        if (it == packed.end()) {  // the site sent none: the file goes whole
+          p.candidate = nullptr;
+          continue;
+        }
         // Each arrives zstd-compressed.
         DS_ASSIGN_OR_RETURN(std::string signature,
                             with_context(zstd_decompress(it->second, size_t{1} << 30),
@@ -596,6 +602,14 @@ Status SiteSender::receive_signatures(const std::vector<DeltaCandidate>& candida
         if (p.rounds) {
           DS_RETURN_IF_ERROR(with_context(p.rounds->add_round(rounds.back()),
                                           "signature of basis content " + std::to_string(id)));
+          // Matching a large layer takes a while: keep the site's read
+          // deadline from passing.
+          if (std::chrono::steady_clock::now() - last_sent > kMatchingHeartbeat) {
+            wire::SessionFrame beat;
+            beat.mutable_progress()->set_phase("matching signatures");
+            DS_RETURN_IF_ERROR(wire_->send(beat));
+            last_sent = std::chrono::steady_clock::now();
+          }
           if (auto next = p.rounds->next_ask()) {
             p.ask = std::move(*next);
             continue;
