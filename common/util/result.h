@@ -43,12 +43,16 @@ class Error {
   ErrorCode code() const { return code_; }
   const std::string& message() const { return message_; }
 
-  // Returns a copy whose message is "context: <old message>".
+  // Returns a copy whose message is "context: <old message>", unless the
+  // message already says "context: " somewhere (an error that crossed from
+  // the peer names the layer it was about, and so does our own context).
   Error with_context(std::string_view context) const& {
-    return Error(code_, std::string(context) + ": " + message_);
+    Error copy = *this;
+    return std::move(copy).with_context(context);
   }
   Error with_context(std::string_view context) && {
-    message_.insert(0, std::string(context) + ": ");
+    std::string prefix = std::string(context) + ": ";
+    if (message_.find(prefix) == std::string::npos) message_.insert(0, prefix);
     return std::move(*this);
   }
 

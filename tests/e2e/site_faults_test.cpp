@@ -378,6 +378,10 @@ TEST_F(SiteFaultsTest, StoreDiskFull) {
   EXPECT_NE(error.find("store " + tmpfs_.string()), std::string::npos) << error;
   EXPECT_NE(error.find("No space left on device"), std::string::npos) << error;
   EXPECT_NE(error.find("free space"), std::string::npos) << error;
+  // The layer is named once, though both ends add it as context.
+  size_t first = error.find("layer 2 (");
+  ASSERT_NE(first, std::string::npos) << error;
+  EXPECT_EQ(error.find("layer 2 (", first + 1), std::string::npos) << error;
   EXPECT_TRUE(receiver_->running()) << receiver_->log();
   EXPECT_EQ(image_id_of(site_, ids_[2]), "");
   expect_store_consistent(tmpfs_);
