@@ -14,7 +14,12 @@
 // the one that balances signature bytes against the literal bytes a change
 // costs when the unused bytes are spread over as many places as there are
 // literal runs: sqrt(unused * entry_bytes / runs), at most half the previous
-// round's and at least 64 B.
+// round's, at most 16 times smaller (unless it is the last round) and at
+// least 64 B. It is asked only when changes look sparse (the last round's
+// copies used at least half of what it signed) and its signature would cost
+// well under the literal bytes it may save. Files that differ everywhere
+// (recompiled code) thus stop after the coarse round and one round at the
+// one-round block size: within a fraction of a percent of one round.
 #include "common/delta/signature_rounds.h"
 
 #include <algorithm>
