@@ -14,7 +14,8 @@
 // the one that balances signature bytes against the literal bytes a change
 // costs when the unused bytes are spread over as many places as there are
 // literal runs: sqrt(unused * entry_bytes / runs), at most half the previous
-// round's, at most 16 times smaller (unless it is the last round) and at
+// round's, at most 16 times smaller (unless it is the last round, or the
+// fallback below) and at
 // least 64 B. It is asked only when changes look sparse (the last round's
 // copies used at least half of what it signed) and its signature would cost
 // well under the literal bytes it may save. Files that differ everywhere
@@ -32,7 +33,7 @@ namespace deltasync {
 namespace {
 
 constexpr uint64_t kCoarseFirstRoundFrom = 1 << 20;  // basis bytes
-constexpr uint64_t kCoarseFactor = 16;
+constexpr uint64_t kCoarseFactor = 64;
 constexpr uint64_t kWeakSumBytes = 4;
 // A round whose copies used at least this share of the basis bytes it signed
 // found sparse changes: another, finer round is likely to pay.
@@ -248,7 +249,7 @@ std::optional<SignatureAsk> RoundsDelta::next_ask() const {
   if (!sparse) ideal = choose_signature_params(unused_bytes, new_file_.size()).block_len;
   // Descend at most 16x a round: the ideal assumes this round is the last,
   // and a coarser one first is cheaper when a finer one can follow.
-  if (rounds_ + 1 < kMaxSignatureRounds)
+  if (sparse && rounds_ + 1 < kMaxSignatureRounds)
     ideal = std::max<uint64_t>(ideal, last_block_len_ / kMaxDescent);
   uint32_t block = round_down_to(std::min<uint64_t>(ideal, ceiling), 64);
   if (block < kSignatureBlockMin) block = kSignatureBlockMin;

@@ -50,7 +50,7 @@ constexpr int kMaxSignatureRounds = 4;
 constexpr size_t kMaxSignatureRanges = 1 << 16;
 
 // The first round's ask: the whole basis; for basis files of 1 MiB or more,
-// blocks 16 times the one-round choice (choose_signature_params), since
+// blocks 64 times the one-round choice (choose_signature_params), since
 // later rounds refine.
 SignatureAsk first_signature_ask(uint64_t basis_size, uint64_t new_size);
 
