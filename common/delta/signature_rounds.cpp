@@ -112,15 +112,20 @@ uint32_t round_down_to(uint64_t value, uint64_t multiple) {
 
 }  // namespace
 
-SignatureAsk first_signature_ask(uint64_t basis_size, uint64_t new_size) {
+SignatureAsk whole_file_ask(uint64_t basis_size, uint64_t new_size) {
   SignatureAsk ask;
   ask.params = choose_signature_params(basis_size, new_size);
+  if (basis_size > 0) ask.ranges.push_back(ByteRange{0, basis_size});
+  return ask;
+}
+
+SignatureAsk first_signature_ask(uint64_t basis_size, uint64_t new_size) {
+  SignatureAsk ask = whole_file_ask(basis_size, new_size);
   if (basis_size >= kCoarseFirstRoundFrom) {
     uint64_t coarse = std::min<uint64_t>(ask.params.block_len * kCoarseFactor, kSignatureBlockMax);
     ask.params.block_len = round_down_to(coarse, 128);
     ask.params.strong_len = strong_sum_length(new_size, basis_size / coarse + 1);
   }
-  if (basis_size > 0) ask.ranges.push_back(ByteRange{0, basis_size});
   return ask;
 }
 
@@ -320,13 +325,6 @@ double RoundsDelta::literal_compressed_share(uint32_t min_run) const {
 
 Status RoundsDelta::write(ByteSink& delta) const {
   return write_rsync_delta(commands_, new_file_, delta);
-}
-
-uint64_t RoundsDelta::literal_bytes() const {
-  uint64_t total = 0;
-  for (const RsyncCommand& c : commands_)
-    if (c.kind == RsyncCommand::Kind::kLiteral) total += c.length;
-  return total;
 }
 
 }  // namespace deltasync

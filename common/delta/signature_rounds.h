@@ -13,8 +13,9 @@
 // The result is an ordinary librsync delta against the whole basis (COPY
 // positions are basis offsets), so the receiver patches it as any other.
 //
-// Thread safety: RoundsDelta belongs to one thread; the free functions are
-// reentrant.
+// Thread safety: RoundsDelta belongs to one thread while rounds are added;
+// after that, write() (const) may be called from another thread. The free
+// functions are reentrant.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +50,10 @@ constexpr int kMaxSignatureRounds = 4;
 // Asks are refused beyond this many ranges (the request must fit a frame).
 constexpr size_t kMaxSignatureRanges = 1 << 16;
 
+// The whole basis at the one-round block size (choose_signature_params):
+// what one round of rsync asks, and what a receiver without rounds signs.
+SignatureAsk whole_file_ask(uint64_t basis_size, uint64_t new_size);
+
 // The first round's ask: the whole basis; for basis files of 1 MiB or more,
 // blocks 64 times the one-round choice (choose_signature_params), since
 // later rounds refine.
@@ -79,7 +84,6 @@ class RoundsDelta {
   // Writes the delta (librsync format, against the whole basis).
   Status write(ByteSink& delta) const;
 
-  uint64_t literal_bytes() const;
   int rounds() const { return rounds_; }
 
  private:

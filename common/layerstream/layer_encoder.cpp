@@ -174,14 +174,19 @@ struct LayerStreamEncoder::Impl {
     result.content_id = content_id;
     const std::vector<SignatureRound>* rounds = options.signatures->find(content_id);
     if (rounds == nullptr || rounds->empty()) return result;
-    FileRangeRandomAccess new_file(layer_fd, target.payload_offset, target.size);
-    RoundsDelta builder(new_file, basis.contents()[content_id].size);
-    for (const SignatureRound& round : *rounds) {
-      result.status = builder.add_round(round);
-      if (!result.status) return result;
-    }
     StringSink delta;
-    result.status = builder.write(delta);
+    if (const RoundsDelta* matched =
+            options.signatures->matched(content_id, target.payload_offset)) {
+      result.status = matched->write(delta);
+    } else {
+      FileRangeRandomAccess new_file(layer_fd, target.payload_offset, target.size);
+      RoundsDelta builder(new_file, basis.contents()[content_id].size);
+      for (const SignatureRound& round : *rounds) {
+        result.status = builder.add_round(round);
+        if (!result.status) return result;
+      }
+      result.status = builder.write(delta);
+    }
     if (!result.status || delta.data().size() >= target.size) return result;
     result.op = 'R';
     result.bytes = std::move(delta.data());

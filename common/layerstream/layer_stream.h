@@ -74,6 +74,13 @@ class BasisSignatures {
   virtual ~BasisSignatures() = default;
   // The signature rounds of basis content `content_id`, or null if the site sent none.
   virtual const std::vector<SignatureRound>* find(uint32_t content_id) const = 0;
+  // The delta the rounds were asked for, already matched, when it is the one
+  // of the new file whose bytes start at `target_offset` of the layer tar
+  // (the encoder then writes it instead of matching again); else null.
+  virtual const RoundsDelta* matched(uint32_t content_id, uint64_t target_offset) const {
+    (void)content_id, (void)target_offset;
+    return nullptr;
+  }
 };
 
 struct EncoderOptions {

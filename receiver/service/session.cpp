@@ -13,11 +13,11 @@
 
 #include "common/codec/compression.h"
 #include "common/delta/block_delta.h"
-#include "common/delta/signature_rounds.h"
 #include "common/engine/engine_client.h"
 #include "common/image/image.h"
 #include "common/index/index_codec.h"
 #include "common/layerstream/layer_stream.h"
+#include "common/protocol/signature_ask_codec.h"
 #include "common/protocol/wire_channel.h"
 #include "receiver/load/image_loader.h"
 #include "receiver/service/basis_choice.h"
@@ -301,32 +301,6 @@ class Session {
     return ok_status();
   }
 
-  // What an item asks to be signed: its ranges (pairs of gap and length), or
-  // the whole file at our block size when it names none.
-  static Result<SignatureAsk> ask_of_item(const wire::SignatureRequest::Item& item,
-                                          uint64_t basis_size) {
-    SignatureAsk ask;
-    if (item.block_len() == 0) {
-      ask.params = choose_signature_params(basis_size, item.target_size());
-      if (basis_size > 0) ask.ranges.push_back({0, basis_size});
-      return ask;
-    }
-    if (item.ranges_size() % 2 != 0 ||
-        static_cast<size_t>(item.ranges_size()) / 2 > kMaxSignatureRanges)
-      return make_error(ErrorCode::kProtocol, "SignatureRequest: malformed ranges");
-    ask.params = SignatureParams{item.block_len(), item.strong_len()};
-    uint64_t at = 0;
-    for (int i = 0; i < item.ranges_size(); i += 2) {
-      uint64_t gap = item.ranges(i), length = item.ranges(i + 1);
-      if (gap > basis_size || length > basis_size || at > basis_size - gap)
-        return make_error(ErrorCode::kProtocol, "SignatureRequest: range outside the file");
-      ask.ranges.push_back({at + gap, length});
-      at += gap + length;
-    }
-    DS_RETURN_IF_ERROR(check_signature_ask(ask, basis_size));
-    return ask;
-  }
-
   Status answer_signatures(const wire::SignatureRequest& request) {
     if (!remote_) return make_error(ErrorCode::kProtocol, "SignatureRequest in a LOCAL session");
     if (static_cast<size_t>(request.items_size()) > basis_->contents().size())
@@ -335,7 +309,7 @@ class Session {
       if (item.content_id() >= basis_->contents().size())
         return make_error(ErrorCode::kProtocol, "SignatureRequest: content out of range");
       const BasisContent& c = basis_->contents()[item.content_id()];
-      DS_ASSIGN_OR_RETURN(SignatureAsk ask, ask_of_item(item, c.size));
+      DS_ASSIGN_OR_RETURN(SignatureAsk ask, signature_ask_of(item, c.size));
       FileRangeRandomAccess basis_file(basis_files_.fds[c.layer], c.payload_offset, c.size);
       DS_ASSIGN_OR_RETURN(
           std::string signature,

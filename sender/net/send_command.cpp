@@ -43,6 +43,7 @@
 #include "common/index/index_codec.h"
 #include "common/layerstream/layer_stream.h"
 #include "common/net/frame_channel.h"
+#include "common/protocol/signature_ask_codec.h"
 #include "common/protocol/wire_channel.h"
 #include "sender/net/send_source.h"
 
@@ -61,16 +62,29 @@ constexpr size_t kSignatureRequestBytes = 1 << 20;
 constexpr auto kMatchingHeartbeat = std::chrono::seconds(20);
 constexpr uint16_t kDefaultPort = 7443;
 
+// What the site sent for each basis content of a layer, and the delta of
+// the new file the rounds were asked for, as they left it.
 class SignatureMap final : public BasisSignatures {
  public:
+  struct Entry {
+    std::vector<SignatureRound> rounds;
+    uint64_t target_offset = 0;
+    std::unique_ptr<FileRangeRandomAccess> new_file;
+    std::unique_ptr<RoundsDelta> matched;
+  };
   const std::vector<SignatureRound>* find(uint32_t content_id) const override {
     auto it = map_.find(content_id);
-    return it == map_.end() ? nullptr : &it->second;
+    return it == map_.end() ? nullptr : &it->second.rounds;
   }
-  std::map<uint32_t, std::vector<SignatureRound>>& map() { return map_; }
+  const RoundsDelta* matched(uint32_t content_id, uint64_t target_offset) const override {
+    auto it = map_.find(content_id);
+    if (it == map_.end() || it->second.target_offset != target_offset) return nullptr;
+    return it->second.matched.get();
+  }
+  std::map<uint32_t, Entry>& map() { return map_; }
 
  private:
-  std::map<uint32_t, std::vector<SignatureRound>> map_;
+  std::map<uint32_t, Entry> map_;
 };
 
 // Segments go out as SegmentBegin, data frames, SegmentEnd.
@@ -524,24 +538,20 @@ Status SiteSender::receive_signatures(const std::vector<DeltaCandidate>& candida
   const bool rounds_allowed = inventory_.signature_rounds();
   struct Pending {
     const DeltaCandidate* candidate;
-    std::unique_ptr<FileRangeRandomAccess> new_file;
-    std::unique_ptr<RoundsDelta> rounds;
+    SignatureMap::Entry* entry;
     SignatureAsk ask;
   };
   std::vector<Pending> pending;
   for (const auto& c : candidates) {
-    Pending p{&c, nullptr, nullptr, {}};
-    if (rounds_allowed) {
-      p.new_file =
-          std::make_unique<FileRangeRandomAccess>(layer_fd, c.target_offset, c.target_size);
-      p.rounds = std::make_unique<RoundsDelta>(*p.new_file, c.basis_size);
-      p.ask = first_signature_ask(c.basis_size, c.target_size);
-    } else {
-      // A receiver without rounds signs the whole file at its own block size.
-      p.ask.params = choose_signature_params(c.basis_size, c.target_size);
-      if (c.basis_size > 0) p.ask.ranges.push_back({0, c.basis_size});
-    }
-    pending.push_back(std::move(p));
+    SignatureMap::Entry& entry = signatures.map()[c.content_id];
+    entry.target_offset = c.target_offset;
+    entry.new_file =
+        std::make_unique<FileRangeRandomAccess>(layer_fd, c.target_offset, c.target_size);
+    entry.matched = std::make_unique<RoundsDelta>(*entry.new_file, c.basis_size);
+    // A receiver without rounds signs the whole file at its own block size.
+    pending.push_back(Pending{&c, &entry,
+                              rounds_allowed ? first_signature_ask(c.basis_size, c.target_size)
+                                             : whole_file_ask(c.basis_size, c.target_size)});
   }
   for (int round = 1; !pending.empty(); ++round) {
     summary_.signature_rounds = std::max<uint32_t>(summary_.signature_rounds, round);
@@ -557,16 +567,7 @@ Status SiteSender::receive_signatures(const std::vector<DeltaCandidate>& candida
         auto* item = request.mutable_signature_request()->add_items();
         item->set_content_id(p.candidate->content_id);
         item->set_target_size(p.candidate->target_size);
-        if (rounds_allowed) {
-          item->set_block_len(p.ask.params.block_len);
-          item->set_strong_len(p.ask.params.strong_len);
-          uint64_t at = 0;
-          for (const ByteRange& r : p.ask.ranges) {
-            item->add_ranges(r.offset - at);
-            item->add_ranges(r.length);
-            at = r.offset + r.length;
-          }
-        }
+        if (rounds_allowed) put_signature_ask(p.ask, *item);
         request_bytes += 16 + 20 * p.ask.ranges.size();
       }
       DS_RETURN_IF_ERROR(wire_->send(request));
@@ -597,23 +598,21 @@ Status SiteSender::receive_signatures(const std::vector<DeltaCandidate>& candida
         DS_ASSIGN_OR_RETURN(std::string signature,
                             with_context(zstd_decompress(it->second, size_t{1} << 30),
                                          "signature of basis content " + std::to_string(id)));
-        auto& rounds = signatures.map()[id];
+        auto& rounds = p.entry->rounds;
         rounds.push_back(SignatureRound{std::move(p.ask), std::move(signature)});
-        if (p.rounds) {
-          DS_RETURN_IF_ERROR(with_context(p.rounds->add_round(rounds.back()),
-                                          "signature of basis content " + std::to_string(id)));
-          // Matching a large layer takes a while: keep the site's read
-          // deadline from passing.
-          if (std::chrono::steady_clock::now() - last_sent > kMatchingHeartbeat) {
-            wire::SessionFrame beat;
-            beat.mutable_progress()->set_phase("matching signatures");
-            DS_RETURN_IF_ERROR(wire_->send(beat));
-            last_sent = std::chrono::steady_clock::now();
-          }
-          if (auto next = p.rounds->next_ask()) {
-            p.ask = std::move(*next);
-            continue;
-          }
+        DS_RETURN_IF_ERROR(with_context(p.entry->matched->add_round(rounds.back()),
+                                        "signature of basis content " + std::to_string(id)));
+        // Matching a large layer takes a while: keep the site's read
+        // deadline from passing.
+        if (std::chrono::steady_clock::now() - last_sent > kMatchingHeartbeat) {
+          wire::SessionFrame beat;
+          beat.mutable_progress()->set_phase("matching signatures");
+          DS_RETURN_IF_ERROR(wire_->send(beat));
+          last_sent = std::chrono::steady_clock::now();
+        }
+        if (auto next = rounds_allowed ? p.entry->matched->next_ask() : std::nullopt) {
+          p.ask = std::move(*next);
+          continue;
         }
         p.candidate = nullptr;  // done
       }
