@@ -2,13 +2,15 @@
 // several rounds of signatures must patch, with librsync's own patcher, into
 // the new file byte for byte; sparse edits must cost far less than one round;
 // unrelated files must not pay for rounds that find nothing; asks a peer
-// could send are checked; the librsync delta command codec refuses damage.
+// could send are checked and cross the wire unchanged; the librsync delta
+// command codec refuses damage.
 #include <random>
 
 #include <gtest/gtest.h>
 
 #include "common/codec/compression.h"
 #include "common/delta/signature_rounds.h"
+#include "common/protocol/signature_ask_codec.h"
 
 namespace deltasync {
 namespace {
@@ -127,6 +129,36 @@ TEST(SignatureRoundsTest, AsksFromAPeerAreChecked) {
   ask.ranges.assign(kMaxSignatureRanges + 1, ByteRange{});
   for (size_t i = 0; i < ask.ranges.size(); ++i) ask.ranges[i] = {i * 2, 1};
   EXPECT_FALSE(check_signature_ask(ask, 1 << 20));  // too many
+}
+
+// The ask crosses the wire as (gap, length) pairs; the site reads back the
+// same ranges, and refuses pairs that do not fit the file.
+TEST(SignatureRoundsTest, AsksCrossTheWireUnchanged) {
+  SignatureAsk ask;
+  ask.params = {512, 9};
+  ask.ranges = {{0, 100}, {4096, 700}, {10000, 1}};
+  wire::SignatureRequest::Item item;
+  put_signature_ask(ask, item);
+  auto back = signature_ask_of(item, 10001);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->params.block_len, 512u);
+  EXPECT_EQ(back->params.strong_len, 9u);
+  ASSERT_EQ(back->ranges.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(back->ranges[i].offset, ask.ranges[i].offset);
+    EXPECT_EQ(back->ranges[i].length, ask.ranges[i].length);
+  }
+  EXPECT_EQ(signature_ask_of(item, 10000).error().code(), ErrorCode::kProtocol);  // past the end
+  item.add_ranges(5);                                                             // an odd count
+  EXPECT_EQ(signature_ask_of(item, 1 << 20).error().code(), ErrorCode::kProtocol);
+  // No block size: the whole file at the one-round size (older senders).
+  wire::SignatureRequest::Item old_style;
+  old_style.set_target_size(5000);
+  auto whole = signature_ask_of(old_style, 4000);
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->params.block_len, choose_signature_params(4000, 5000).block_len);
+  ASSERT_EQ(whole->ranges.size(), 1u);
+  EXPECT_EQ(whole->ranges[0].length, 4000u);
 }
 
 TEST(SignatureRoundsTest, DeltaCommandsRoundTripAndRefuseDamage) {
