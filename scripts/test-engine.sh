@@ -30,6 +30,16 @@
 # it. `start` over a dead engine's leftovers cleans them first. Start and
 # stop of one NAME are serialised with flock, so parallel ctest runs are safe.
 #
+# The engine's kind is $DELTASYNC_TEST_ENGINE_KIND (read at start):
+#   docker20-classic     (default) Debian 12's dockerd 20.10, classic store, vfs
+#   docker28-classic     forky's dockerd 28.5 in scripts/forky-root.sh's chroot, vfs
+#   docker28-containerd  the same with the containerd image store
+#                        ("features": {"containerd-snapshotter": true}, native
+#                        snapshotter): what fresh Docker 29 installs use
+# A forky engine runs `chroot ROOT dockerd` with the engine directory shared
+# into the chroot at the same path, so its socket is the same file inside and
+# out; `stop` also unmounts what the engine mounted under the chroot's view.
+#
 # Needs root (dockerd does), curl or the docker CLI (for /_ping), flock.
 set -euo pipefail
 
@@ -37,6 +47,7 @@ ROOT="${DELTASYNC_ENGINE_ROOT:-/var/tmp/deltasync-engines}"
 START_TIMEOUT="${DELTASYNC_ENGINE_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${DELTASYNC_ENGINE_STOP_TIMEOUT:-20}"
 SOCKET_MAX=107  # sun_path is 108 bytes including the terminating NUL
+SCRIPT_DIR="$(cd "$(dirname "$0")" && pwd)"
 
 die() {
   echo "test-engine: $*" >&2
@@ -183,6 +194,11 @@ stop_dir() {
       fi
     fi
   fi
+  if [ -r "$dir/engine.conf" ] && grep -q '^chroot=' "$dir/engine.conf"; then
+    local froot
+    froot="$(sed -n 's/^chroot=//p' "$dir/engine.conf")"
+    unmount_all "$froot$dir" || die "$(basename "$dir"): cannot unmount under $froot$dir"
+  fi
   unmount_all "$dir" || die "$(basename "$dir"): cannot unmount: $(mounts_under "$dir" | tr '\n' ' ')"
   # Nothing is mounted below any more, so this cannot reach outside $dir.
   rm -rf --one-file-system "$dir" || die "cannot remove $dir"
@@ -204,7 +220,27 @@ do_start() {
   [ "${#sock}" -le "$SOCKET_MAX" ] ||
     die "socket path $sock is ${#sock} bytes, over the $SOCKET_MAX-byte limit of unix sockets; set a shorter DELTASYNC_ENGINE_ROOT"
   [ "$(id -u)" = 0 ] || die "dockerd needs root (run as root or with sudo)"
-  command -v dockerd >/dev/null 2>&1 || die "dockerd not found (apt-get install docker.io)"
+  local kind="${DELTASYNC_TEST_ENGINE_KIND:-docker20-classic}" launcher=() config='{}' driver=vfs
+  case "$kind" in
+    docker20-classic)
+      command -v dockerd >/dev/null 2>&1 || die "dockerd not found (apt-get install docker.io)"
+      ;;
+    docker28-classic | docker28-containerd)
+      "$SCRIPT_DIR/forky-root.sh" setup >&2 || die "$name: no forky chroot for $kind"
+      local froot
+      froot="$("$SCRIPT_DIR/forky-root.sh" path)"
+      case "$dir" in
+        /var/tmp/* | /tmp/*) ;;
+        *) die "$name: engine directory $dir is not under /var/tmp or /tmp, which the chroot shares" ;;
+      esac
+      launcher=(chroot "$froot")
+      if [ "$kind" = docker28-containerd ]; then
+        config='{"features": {"containerd-snapshotter": true}, "storage-driver": "native"}'
+        driver=""
+      fi
+      ;;
+    *) die "unknown DELTASYNC_TEST_ENGINE_KIND '$kind' (docker20-classic, docker28-classic, docker28-containerd)" ;;
+  esac
 
   if ping_engine "$sock"; then
     address_of "$name"
@@ -217,13 +253,17 @@ do_start() {
   fi
 
   mkdir -p "$dir/data" "$dir/x"
-  echo '{}' >"$dir/daemon.json"
-  echo "name=$name" >"$dir/engine.conf"
+  echo "$config" >"$dir/daemon.json"
+  {
+    echo "name=$name"
+    echo "kind=$kind"
+    [ "${#launcher[@]}" -eq 0 ] || echo "chroot=${launcher[1]}"
+  } >"$dir/engine.conf"
   # New session, no inherited descriptors: ctest waits for the test's
   # stdout/stderr to close, so the daemon must not hold them.
-  setsid dockerd \
+  setsid "${launcher[@]}" dockerd \
     --config-file "$dir/daemon.json" \
-    --storage-driver=vfs \
+    ${driver:+--storage-driver=$driver} \
     --iptables=false --ip6tables=false --ip-masq=false --bridge=none \
     --data-root "$dir/data" \
     --exec-root "$dir/x" \
