@@ -489,6 +489,43 @@ Result<EngineVersion> EngineClient::version() {
   });
 }
 
+std::string EngineInfo::describe() const {
+  std::string kind = is_podman ? "Podman" : store == ImageStoreKind::kContainerd
+                                                ? "containerd image store"
+                                                : "classic image store";
+  return kind + " (" + (driver.empty() ? std::string("unknown driver") : driver) + ")";
+}
+
+Result<EngineInfo> EngineClient::info() {
+  return guarded(options_.address, "info", [&]() -> Result<EngineInfo> {
+    DS_ASSIGN_OR_RETURN(std::string body, impl_->call(http::verb::get, "/info", "info"));
+    Json json = Json::parse(body);
+    EngineInfo info;
+    info.server_version = string_field(json, "ServerVersion");
+    info.driver = string_field(json, "Driver");
+    // DriverStatus: [["driver-type", "io.containerd.snapshotter.v1"], ...].
+    if (auto status = json.find("DriverStatus"); status != json.end() && status->is_array()) {
+      for (const auto& pair : *status) {
+        if (pair.is_array() && pair.size() == 2 && pair[0].is_string() && pair[1].is_string() &&
+            pair[0].get<std::string>() == "driver-type" &&
+            pair[1].get<std::string>() == "io.containerd.snapshotter.v1")
+          info.store = ImageStoreKind::kContainerd;
+      }
+    }
+    // Podman's compat /info names itself in the version's components; its
+    // OperatingSystem/Name fields vary, so look at /version too.
+    if (auto version = impl_->call(http::verb::get, "/version", "version")) {
+      Json v = Json::parse(*version);
+      if (auto comps = v.find("Components"); comps != v.end() && comps->is_array()) {
+        for (const auto& c : *comps)
+          if (c.is_object() && string_field(c, "Name").find("Podman") != std::string::npos)
+            info.is_podman = true;
+      }
+    }
+    return info;
+  });
+}
+
 Result<std::vector<EngineImageSummary>> EngineClient::list_images() {
   return guarded(options_.address, "image list", [&]() -> Result<std::vector<EngineImageSummary>> {
     DS_ASSIGN_OR_RETURN(std::string body,

@@ -43,8 +43,29 @@ struct EngineVersion {
   std::string arch;
 };
 
+// Where an engine keeps its images, which decides what its image IDs are and
+// what its load accepts (docs/engines.md):
+//   kClassic     dockerd's graph-driver store, Podman: Id = config digest;
+//                load skips layers it holds (placeholders in the archive).
+//   kContainerd  Docker's containerd image store (driver-type
+//                io.containerd.snapshotter.v1 in /info; the default of fresh
+//                Docker 29 installs): Id = manifest or index digest; a load
+//                needs every layer blob the archive's manifest names.
+enum class ImageStoreKind { kClassic, kContainerd };
+
+struct EngineInfo {
+  std::string server_version;  // "28.5.2+dfsg4", "5.8.6" (Podman)
+  std::string driver;          // "vfs", "native", "overlayfs", ...
+  ImageStoreKind store = ImageStoreKind::kClassic;
+  bool is_podman = false;
+  // "classic store (vfs)", "containerd image store (native)", "Podman (vfs)".
+  std::string describe() const;
+};
+
 struct EngineImageSummary {
-  std::string id;  // "sha256:<hex>" (the config digest)
+  // The engine's own ID, "sha256:<hex>": the config digest on the classic
+  // store and Podman, the manifest or index digest on the containerd store.
+  std::string id;
   // In Docker's form ("app:1", not Podman's "docker.io/library/app:1").
   std::vector<std::string> repo_tags;
   int64_t size = 0;
@@ -52,7 +73,7 @@ struct EngineImageSummary {
 };
 
 struct EngineImageDetail {
-  std::string id;                      // "sha256:<hex>"
+  std::string id;                      // "sha256:<hex>", the engine's ID as above
   std::vector<std::string> repo_tags;  // Docker's form, as above
   std::vector<std::string> diff_ids;   // RootFS.Layers, "sha256:<hex>"
   std::string os;
@@ -71,6 +92,8 @@ class EngineClient {
 
   Status ping();
   Result<EngineVersion> version();
+  // GET /info: the kind of image store (detected, never configured).
+  Result<EngineInfo> info();
   Result<std::vector<EngineImageSummary>> list_images();
   // `name` is a reference ("app:2.0.0", "app" meaning app:latest) or an ID.
   // A missing image is ErrorCode::kNotFound.

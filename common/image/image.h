@@ -123,3 +123,54 @@ class DockerArchiveWriter {
 };
 
 }  // namespace deltasync
+
+namespace deltasync {
+
+// Writes an OCI image layout in a tar (oci-layout, index.json, blobs/sha256/)
+// for engines whose load builds the image from the archive's own manifest:
+// Docker's containerd image store takes the manifest as written, so its
+// image ID is the digest of that manifest, which this writer knows before
+// any byte is streamed (manifest_digest()). Layers are uncompressed
+// (application/vnd.oci.image.layer.v1.tar, digest = diff_id), so every blob
+// digest is checked as it streams and the manifest is deterministic: the same
+// config and layers give the same digest on every site. Every layer of the
+// config must be added (that store rejects an archive that lacks a blob);
+// blobs go first, the manifest and index.json last, so layers stream as they
+// arrive. Tags become io.containerd.image.name annotations (qualified).
+//
+// Ownership: borrows `out` (not finished here). Not thread-safe.
+class OciArchiveWriter {
+ public:
+  struct LayerSize {
+    Digest diff_id;
+    uint64_t size = 0;
+  };
+  // kCorrupt if the config is not valid or `layers` differs from its diff_ids.
+  static Result<std::unique_ptr<OciArchiveWriter>> create(ByteSink& out, std::string config_bytes,
+                                                          const std::vector<LayerSize>& layers,
+                                                          std::vector<std::string> tags);
+  const Digest& manifest_digest() const { return manifest_digest_; }
+  const std::string& manifest_bytes() const { return manifest_; }
+  // The next layer; its content must hash to its diff_id (kVerifyFailed).
+  Status add_layer(const Digest& diff_id, uint64_t size, ByteSource& content);
+  Status finish();
+
+ private:
+  OciArchiveWriter(ByteSink& out, std::string config_bytes, std::vector<LayerSize> layers,
+                   std::vector<std::string> tags, std::string manifest);
+  Status write_blob_header(const Digest& digest, uint64_t size);
+  Status write_member(const std::string& path, std::string_view data);
+
+  ByteSink& out_;
+  std::string config_bytes_;
+  std::vector<LayerSize> layers_;
+  std::vector<std::string> tags_;
+  std::string manifest_;
+  Digest manifest_digest_;
+  std::vector<Digest> written_;
+  size_t next_ = 0;
+  bool started_ = false;
+  bool failed_ = false;
+};
+
+}  // namespace deltasync

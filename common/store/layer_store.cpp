@@ -77,6 +77,7 @@ Result<std::unique_ptr<LayerStore>> LayerStore::open(const fs::path& root, uint6
   DS_RETURN_IF_ERROR(make_dirs(root / "layers"));
   DS_RETURN_IF_ERROR(make_dirs(root / "partial"));
   DS_RETURN_IF_ERROR(make_dirs(root / "configs"));
+  DS_RETURN_IF_ERROR(make_dirs(root / "engine-ids"));
   std::error_code ec;
   fs::remove_all(root / "tmp", ec);  // scratch of a previous run
   DS_RETURN_IF_ERROR(make_dirs(root / "tmp"));
@@ -169,6 +170,22 @@ Status LayerStore::write_config(const Digest& image_id, std::string_view config)
   if (Digest::of(config) != image_id)
     return make_error(ErrorCode::kInternal, "store: config does not hash to its image ID");
   return write_file_atomically(root_ / "configs" / (image_id.hex() + ".json"), config);
+}
+
+Status LayerStore::link_engine_image(const std::string& engine_id, const Digest& config_digest) {
+  DS_ASSIGN_OR_RETURN(Digest id, with_context(Digest::parse(engine_id), "store: engine image ID"));
+  if (id == config_digest) return ok_status();
+  return write_file_atomically(root_ / "engine-ids" / id.hex(), config_digest.str());
+}
+
+std::optional<Digest> LayerStore::config_of_engine_image(const std::string& engine_id) const {
+  auto id = Digest::parse(engine_id);
+  if (!id) return std::nullopt;
+  auto text = read_small_file(root_ / "engine-ids" / id->hex(), 256);
+  if (!text) return std::nullopt;
+  auto digest = Digest::parse(*text);
+  if (!digest) return std::nullopt;
+  return *digest;
 }
 
 std::optional<std::string> LayerStore::read_config(const Digest& image_id) const {

@@ -66,6 +66,12 @@ class LayerStore {
   // Image configs by image ID (to decode a config coded against a basis).
   Status write_config(const Digest& image_id, std::string_view config);
   std::optional<std::string> read_config(const Digest& image_id) const;
+  // Engines whose image ID is not the config digest (Docker's containerd
+  // image store: the manifest digest) need the link from one to the other,
+  // which their API does not give: recorded when this site exports or loads
+  // an image. Content-addressed on both sides, so a link never goes stale.
+  Status link_engine_image(const std::string& engine_id, const Digest& config_digest);
+  std::optional<Digest> config_of_engine_image(const std::string& engine_id) const;
 
   // Partial transfers of `image_id`.
   std::filesystem::path partial_file(const Digest& image_id, const Digest& diff_id) const;

@@ -148,7 +148,7 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   // 4. Load only what the engine lacks, then check and tag.
   size_t engine_prefix = common_prefix(target_chain, base.engine_chain);
   std::vector<std::string> tags(header.target().tags().begin(), header.target().tags().end());
-  DS_RETURN_IF_ERROR(load_image_into_engine(
+  DS_ASSIGN_OR_RETURN(LoadedImage loaded, load_image_into_engine(
       engine, config, target_chain, engine_prefix,
       [&](const Digest& d) -> Result<LayerFileRef> {
         if (!workspace->has(d)) {
@@ -165,6 +165,10 @@ Status run_apply_command(const ApplyCommandOptions& options) {
 
   if (options.json) {
     nlohmann::json out = {{"image_id", image_id.str()},
+                          {"config_digest", image_id.str()},
+                          {"engine_image_id", loaded.engine_id},
+                          {"manifest_digest", loaded.manifest_digest},
+                          {"image_store", loaded.store},
                           {"tags", tags},
                           {"layers_rebuilt", header.layers_size()},
                           {"rebuilt_bytes", rebuilt_bytes},
@@ -184,6 +188,13 @@ Status run_apply_command(const ApplyCommandOptions& options) {
         basis_s, header.layers_size(), static_cast<double>(rebuilt_bytes) / (1 << 20), rebuild_s,
         rebuild_s > 0 ? static_cast<double>(rebuilt_bytes) / 1e6 / rebuild_s : 0.0, engine_prefix,
         load_s);
+    if (!loaded.manifest_digest.empty()) {
+      std::printf(
+          "  %s: image ID %s is the manifest deltarecvd wrote (uncompressed layers), verified "
+          "with config %s and every diff_id; the build host's manifest digest is not reproduced "
+          "(docs/engines.md)\n",
+          loaded.store.c_str(), loaded.engine_id.c_str(), image_id.str().c_str());
+    }
   }
   return ok_status();
 }

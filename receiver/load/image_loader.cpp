@@ -25,37 +25,89 @@ Result<std::vector<Digest>> config_diff_ids(const std::string& config) {
   return out;
 }
 
-Status load_image_into_engine(EngineClient& engine, const std::string& config,
-                              const std::vector<Digest>& chain, size_t engine_layers,
-                              const std::function<Result<LayerFileRef>(const Digest&)>& layer_file,
-                              const std::vector<std::string>& tags) {
-  Digest image_id = Digest::of(config);
-  auto produce = [&](ByteSink& sink) -> Status {
-    DockerArchiveWriter writer(sink, config, tags);
-    for (size_t i = 0; i < chain.size(); ++i) {
-      const Digest& d = chain[i];
-      if (i < engine_layers) {
-        DS_RETURN_IF_ERROR(writer.skip_layer(d));
-        continue;
-      }
-      DS_ASSIGN_OR_RETURN(LayerFileRef file, layer_file(d));
-      FileSource source(file.fd, 0, file.size, "rebuilt layer " + d.short_str());
-      DS_RETURN_IF_ERROR(writer.add_layer(d, file.size, source));
-    }
-    return writer.finish();
-  };
-  DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(engine, produce));
-  (void)messages;
-  auto loaded = engine.inspect_image(image_id.str());
+namespace {
+
+// The engine's image `id` must list exactly `chain` as its layers.
+Status check_loaded(EngineClient& engine, const std::string& id, const std::vector<Digest>& chain,
+                    const std::string& what) {
+  auto loaded = engine.inspect_image(id);
   if (!loaded && loaded.error().code() != ErrorCode::kNotFound)
     return std::unexpected(std::move(loaded).error().with_context("checking the loaded image"));
   if (!loaded) {
     return make_error(ErrorCode::kEngine, "the engine at " + engine.address() +
                                               " accepted the image archive but does not hold " +
-                                              image_id.str() + " afterwards");
+                                              what + " afterwards");
   }
-  for (const auto& tag : tags) DS_RETURN_IF_ERROR(engine.tag_image(image_id.str(), tag));
+  std::vector<std::string> expected;
+  for (const auto& d : chain) expected.push_back(d.str());
+  if (loaded->diff_ids != expected) {
+    return make_error(ErrorCode::kVerifyFailed,
+                      "the engine at " + engine.address() + " holds " + what + " with " +
+                          std::to_string(loaded->diff_ids.size()) +
+                          " layers that are not the config's " + std::to_string(chain.size()));
+  }
   return ok_status();
+}
+
+}  // namespace
+
+Result<LoadedImage> load_image_into_engine(
+    EngineClient& engine, const std::string& config, const std::vector<Digest>& chain,
+    size_t engine_layers, const std::function<Result<LayerFileRef>(const Digest&)>& layer_file,
+    const std::vector<std::string>& tags) {
+  LoadedImage result;
+  result.config_digest = Digest::of(config);
+  DS_ASSIGN_OR_RETURN(EngineInfo info, with_context(engine.info(), "before loading"));
+  result.store = info.describe();
+  if (info.store == ImageStoreKind::kContainerd) {
+    std::vector<OciArchiveWriter::LayerSize> sizes;
+    std::vector<LayerFileRef> files;
+    for (const auto& d : chain) {
+      DS_ASSIGN_OR_RETURN(LayerFileRef file, layer_file(d));
+      files.push_back(file);
+      sizes.push_back({d, file.size});
+    }
+    Digest manifest_digest;
+    auto produce = [&](ByteSink& sink) -> Status {
+      DS_ASSIGN_OR_RETURN(auto writer, OciArchiveWriter::create(sink, config, sizes, tags));
+      manifest_digest = writer->manifest_digest();
+      for (size_t i = 0; i < chain.size(); ++i) {
+        FileSource source(files[i].fd, 0, files[i].size, "layer " + chain[i].short_str());
+        DS_RETURN_IF_ERROR(writer->add_layer(chain[i], files[i].size, source));
+      }
+      return writer->finish();
+    };
+    DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(engine, produce));
+    (void)messages;
+    result.manifest_digest = manifest_digest.str();
+    result.engine_id = manifest_digest.str();
+    result.layers_sent = chain.size();
+    DS_RETURN_IF_ERROR(check_loaded(engine, result.engine_id, chain,
+                                    "manifest " + result.engine_id + " (config " +
+                                        result.config_digest.str() + ")"));
+  } else {
+    auto produce = [&](ByteSink& sink) -> Status {
+      DockerArchiveWriter writer(sink, config, tags);
+      for (size_t i = 0; i < chain.size(); ++i) {
+        const Digest& d = chain[i];
+        if (i < engine_layers) {
+          DS_RETURN_IF_ERROR(writer.skip_layer(d));
+          continue;
+        }
+        DS_ASSIGN_OR_RETURN(LayerFileRef file, layer_file(d));
+        FileSource source(file.fd, 0, file.size, "rebuilt layer " + d.short_str());
+        DS_RETURN_IF_ERROR(writer.add_layer(d, file.size, source));
+      }
+      return writer.finish();
+    };
+    DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(engine, produce));
+    (void)messages;
+    result.engine_id = result.config_digest.str();
+    result.layers_sent = chain.size() - std::min(engine_layers, chain.size());
+    DS_RETURN_IF_ERROR(check_loaded(engine, result.engine_id, chain, result.engine_id));
+  }
+  for (const auto& tag : tags) DS_RETURN_IF_ERROR(engine.tag_image(result.engine_id, tag));
+  return result;
 }
 
 }  // namespace deltasync

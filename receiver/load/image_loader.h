@@ -1,7 +1,18 @@
 // Loading a rebuilt image into the engine, shared by `deltarecvd apply` and
-// the network sessions: a docker-archive of only the layers the engine lacks
-// is streamed through a pipe into POST /images/load (nothing is staged on
-// disk), then the engine must report the image ID, and the tags are applied.
+// the network sessions. The archive is streamed through a pipe into POST
+// /images/load (nothing is staged on disk); its form depends on the engine's
+// image store (EngineClient::info):
+//   classic store, Podman: a docker-archive of only the layers the engine
+//     lacks (placeholders for the rest); afterwards the engine must hold the
+//     config digest as an image ID with the config's diff_ids.
+//   containerd image store: an OCI layout with every layer and a manifest we
+//     write (OciArchiveWriter), since that store needs every blob the
+//     manifest names; afterwards the engine must hold an image whose ID is
+//     that manifest's digest (which names the config by digest, and the
+//     store checks every blob against its digest on import) with the
+//     config's diff_ids. A failed unpack reported inside the load stream is
+//     an error.
+// Then the tags are applied to the verified image.
 //
 // Thread safety: uses the borrowed EngineClient from the calling thread only.
 #pragma once
@@ -23,9 +34,18 @@ struct LayerFileRef {
   uint64_t size = 0;
 };
 
+struct LoadedImage {
+  Digest config_digest;      // the content identity (always checked)
+  std::string engine_id;     // the engine's Id (config or manifest digest)
+  std::string manifest_digest;  // containerd store: the manifest we wrote; else empty
+  std::string store;         // EngineInfo::describe()
+  size_t layers_sent = 0;    // layers streamed into the engine
+};
+
 // `chain` is the config's layer list; the first `engine_layers` are already
-// in the engine and are only listed; the rest come from `layer_file`.
-Status load_image_into_engine(EngineClient& engine, const std::string& config,
+// in the engine; on the classic store they are only listed, on the
+// containerd store they are read from `layer_file` like the rest.
+Result<LoadedImage> load_image_into_engine(EngineClient& engine, const std::string& config,
                               const std::vector<Digest>& chain, size_t engine_layers,
                               const std::function<Result<LayerFileRef>(const Digest&)>& layer_file,
                               const std::vector<std::string>& tags);

@@ -17,7 +17,9 @@ std::string repository_of(const std::string& reference) {
 
 Result<BasisChoice> choose_basis(EngineClient& engine, const std::vector<Digest>& target_chain,
                                  const std::string& target_image_id,
-                                 const std::vector<std::string>& target_tags) {
+                                 const std::vector<std::string>& target_tags,
+                                 const ConfigDigestOf& config_digest_of,
+                                 bool every_layer_in_archive) {
   BasisChoice choice;
   DS_ASSIGN_OR_RETURN(auto images, engine.list_images());
   std::set<std::string> repositories;
@@ -30,8 +32,13 @@ Result<BasisChoice> choose_basis(EngineClient& engine, const std::vector<Digest>
     int64_t created = 0;
   } best;
   for (const auto& summary : images) {
-    if (summary.id == target_image_id) {
-      choice.has_image = true;
+    std::optional<std::string> config_digest = config_digest_of(summary.id);
+    if (config_digest && *config_digest == target_image_id) {
+      auto held = engine.inspect_image(summary.id);
+      if (held) {
+        choice.has_image = true;
+        choice.target_engine_id = summary.id;
+      }
       continue;
     }
     auto detail = engine.inspect_image(summary.id);
@@ -48,7 +55,7 @@ Result<BasisChoice> choose_basis(EngineClient& engine, const std::vector<Digest>
     }
     if (!valid || chain.empty()) continue;
     size_t shared = common_prefix(target_chain, chain);
-    choice.engine_layers = std::max(choice.engine_layers, shared);
+    if (!every_layer_in_archive) choice.engine_layers = std::max(choice.engine_layers, shared);
     int same_repo = 0;
     std::string reference;
     for (const auto& tag : summary.repo_tags) {
@@ -66,11 +73,14 @@ Result<BasisChoice> choose_basis(EngineClient& engine, const std::vector<Digest>
          (shared > best.shared || (shared == best.shared && summary.created > best.created)));
     if (better) {
       best = Best{same_repo, shared, summary.created};
-      choice.image_id = summary.id;
+      choice.engine_id = summary.id;
+      choice.image_id = config_digest.value_or("");
       choice.reference = reference;
       choice.chain = std::move(chain);
     }
   }
+  if (every_layer_in_archive && !choice.engine_id.empty())
+    choice.engine_layers = common_prefix(target_chain, choice.chain);
   return choice;
 }
 

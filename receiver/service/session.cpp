@@ -133,7 +133,15 @@ class Session {
 
     EngineClient engine(EngineOptions{state_.engine_address});
     DS_RETURN_IF_ERROR(with_context(engine.ping(), "the site's engine"));
-    DS_ASSIGN_OR_RETURN(choice_, choose_basis(engine, chain_, image_id_.str(), tags_));
+    DS_ASSIGN_OR_RETURN(EngineInfo engine_info, with_context(engine.info(), "the site's engine"));
+    every_layer_in_archive_ = engine_info.store == ImageStoreKind::kContainerd;
+    auto config_digest_of = [&](const std::string& engine_id) -> std::optional<std::string> {
+      if (!every_layer_in_archive_) return engine_id;
+      if (auto linked = state_.store->config_of_engine_image(engine_id)) return linked->str();
+      return std::nullopt;
+    };
+    DS_ASSIGN_OR_RETURN(choice_, choose_basis(engine, chain_, image_id_.str(), tags_,
+                                              config_digest_of, every_layer_in_archive_));
 
     wire::SessionFrame inventory_frame;
     wire::Inventory& inventory = *inventory_frame.mutable_inventory();
@@ -147,7 +155,7 @@ class Session {
       return finish_known_image(engine, hello);
     }
     // The basis: from the store, or exported from the engine once.
-    if (!choice_.image_id.empty()) {
+    if (!choice_.engine_id.empty()) {
       auto prepared =
           with_heartbeat<bool>("reading the basis from the engine", [&]() -> Result<bool> {
             Status status = prepare_basis();
@@ -234,7 +242,7 @@ class Session {
     // real run will (its estimate is what it moved), and changes nothing.
     if (hello.dry_run()) return send_result(/*dry_run=*/true);
     for (const auto& tag : commit_frame.commit().target().tags())
-      DS_RETURN_IF_ERROR(engine.tag_image(image_id_.str(), tag));
+      DS_RETURN_IF_ERROR(engine.tag_image(choice_.target_engine_id, tag));
     state_.store->drop_partial(image_id_);  // left by a session killed after its load
     spdlog::info("{}{} is already loaded; tags applied", log_prefix_, target_name());
     state_.record_transfer(target_name() + " from " + channel_.peer_name() +
@@ -249,19 +257,26 @@ class Session {
       pinned_.push_back(choice_.chain[i]);
       if (!state_.store->has(choice_.chain[i])) missing.push_back(i);
     }
-    DS_ASSIGN_OR_RETURN(Digest basis_id, Digest::parse(choice_.image_id));
-    basis_config_ = state_.store->read_config(basis_id);
+    if (!choice_.image_id.empty()) {
+      DS_ASSIGN_OR_RETURN(Digest basis_id, Digest::parse(choice_.image_id));
+      basis_config_ = state_.store->read_config(basis_id);
+    }
     if (!missing.empty() || !basis_config_) {
       spdlog::info("{}exporting basis {} ({}) from the engine", log_prefix_, choice_.reference,
-                   choice_.image_id);
+                   choice_.engine_id);
       EngineClient engine(EngineOptions{state_.engine_address});
       ImageRef ref;
       ref.transport = ImageRef::Transport::kEngine;
-      ref.location = choice_.image_id;
-      ref.original = choice_.image_id;
+      ref.location = choice_.engine_id;
+      ref.original = choice_.engine_id;
       DS_ASSIGN_OR_RETURN(auto image, open_image(ref, &engine));
       if (image->info().diff_ids() != choice_.chain)
-        return make_error(ErrorCode::kEngine, "basis " + choice_.image_id + " changed meanwhile");
+        return make_error(ErrorCode::kEngine, "basis " + choice_.engine_id + " changed meanwhile");
+      Digest basis_id = image->info().image_id;
+      if (!choice_.image_id.empty() && choice_.image_id != basis_id.str())
+        return make_error(ErrorCode::kEngine, "basis " + choice_.engine_id + " changed meanwhile");
+      choice_.image_id = basis_id.str();
+      DS_RETURN_IF_ERROR(state_.store->link_engine_image(choice_.engine_id, basis_id));
       for (size_t i : missing) {
         DS_ASSIGN_OR_RETURN(auto source, image->open_layer(i));
         auto imported = state_.store->import(
@@ -488,7 +503,7 @@ class Session {
     auto load = with_heartbeat<bool>("loading the image on the site", [&]() -> Result<bool> {
       EngineClient loader(EngineOptions{state_.engine_address});
       std::vector<StoredLayer> files;
-      Status loaded = load_image_into_engine(
+      auto loaded = load_image_into_engine(
           loader, config, chain_, choice_.engine_layers,
           [&](const Digest& d) -> Result<LayerFileRef> {
             DS_ASSIGN_OR_RETURN(StoredLayer layer, state_.store->open_layer(d));
@@ -498,6 +513,10 @@ class Session {
           },
           tags_);
       if (!loaded) return std::unexpected(std::move(loaded).error());
+      if (auto linked = state_.store->link_engine_image(loaded->engine_id, image_id_); !linked)
+        spdlog::warn("{}{}", log_prefix_, linked.error().message());
+      loaded_engine_id_ = loaded->engine_id;
+      loaded_store_ = loaded->store;
       return true;
     });
     if (!load) {
@@ -551,6 +570,9 @@ class Session {
     result.set_ok(true);
     result.set_dry_run(dry_run);
     result.set_image_id(image_id_.str());
+    std::string engine_id = loaded_engine_id_.empty() ? choice_.target_engine_id : loaded_engine_id_;
+    if (!engine_id.empty() && engine_id != image_id_.str()) result.set_engine_image_id(engine_id);
+    result.set_image_store(loaded_store_);
     for (const auto& tag : tags_) result.add_tags(tag);
     auto& counters = *result.mutable_counters();
     counters.set_layers_rebuilt(layers_rebuilt_);
@@ -573,6 +595,9 @@ class Session {
   std::string id_;
   std::string log_prefix_;
   Digest image_id_;
+  bool every_layer_in_archive_ = false;  // the containerd image store
+  std::string loaded_engine_id_;         // the engine's ID of what we loaded
+  std::string loaded_store_;
   std::vector<Digest> chain_;
   std::string reference_;
   std::vector<std::string> tags_;

@@ -1,0 +1,141 @@
+// OciArchiveWriter: an OCI image layout in a tar whose manifest we write
+// ourselves, so the image ID a containerd-backed store gives it (the
+// manifest digest) is known before the load and checked after it. The
+// manifest is canonical JSON of fixed field order (nlohmann's sorted keys),
+// uncompressed layers, config media type as OCI: a pure function of the
+// config bytes and the layer sizes. The tar members (directories first,
+// mtime 0) are what `docker save` writes on that store.
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "common/engine/engine_detail.h"
+#include "common/image/image.h"
+#include "common/image/manifest.h"
+#include "common/tar/tar_entry.h"
+
+namespace deltasync {
+
+namespace {
+constexpr const char* kManifestType = "application/vnd.oci.image.manifest.v1+json";
+constexpr const char* kIndexType = "application/vnd.oci.image.index.v1+json";
+constexpr const char* kConfigType = "application/vnd.oci.image.config.v1+json";
+constexpr const char* kLayerType = "application/vnd.oci.image.layer.v1.tar";
+}  // namespace
+
+Result<std::unique_ptr<OciArchiveWriter>> OciArchiveWriter::create(
+    ByteSink& out, std::string config_bytes, const std::vector<LayerSize>& layers,
+    std::vector<std::string> tags) {
+  DS_ASSIGN_OR_RETURN(auto chain,
+                      with_context(parse_config_diff_ids(config_bytes), "OCI archive writer"));
+  if (chain.size() != layers.size())
+    return make_error(ErrorCode::kCorrupt, "OCI archive writer: the config lists " +
+                                               std::to_string(chain.size()) + " layers, " +
+                                               std::to_string(layers.size()) + " given");
+  nlohmann::json layer_list = nlohmann::json::array();
+  for (size_t i = 0; i < chain.size(); ++i) {
+    if (chain[i] != layers[i].diff_id)
+      return make_error(ErrorCode::kCorrupt, "OCI archive writer: layer " + std::to_string(i + 1) +
+                                                 " is not the config's " + chain[i].str());
+    layer_list.push_back({{"mediaType", kLayerType},
+                          {"digest", layers[i].diff_id.str()},
+                          {"size", layers[i].size}});
+  }
+  nlohmann::json manifest = {
+      {"schemaVersion", 2},
+      {"mediaType", kManifestType},
+      {"config",
+       {{"mediaType", kConfigType},
+        {"digest", Digest::of(config_bytes).str()},
+        {"size", config_bytes.size()}}},
+      {"layers", layer_list},
+  };
+  return std::unique_ptr<OciArchiveWriter>(new OciArchiveWriter(
+      out, std::move(config_bytes), layers, std::move(tags), manifest.dump()));
+}
+
+OciArchiveWriter::OciArchiveWriter(ByteSink& out, std::string config_bytes,
+                                   std::vector<LayerSize> layers, std::vector<std::string> tags,
+                                   std::string manifest)
+    : out_(out),
+      config_bytes_(std::move(config_bytes)),
+      layers_(std::move(layers)),
+      tags_(std::move(tags)),
+      manifest_(std::move(manifest)),
+      manifest_digest_(Digest::of(manifest_)) {}
+
+Status OciArchiveWriter::write_member(const std::string& path, std::string_view data) {
+  TarHeaderSpec spec;
+  spec.path = path;
+  spec.size = data.size();
+  DS_RETURN_IF_ERROR(out_.write(build_tar_header(spec)));
+  DS_RETURN_IF_ERROR(out_.write(data));
+  return out_.write(std::string(tar_padding(data.size()), '\0'));
+}
+
+Status OciArchiveWriter::write_blob_header(const Digest& digest, uint64_t size) {
+  TarHeaderSpec spec;
+  spec.path = "blobs/sha256/" + digest.hex();
+  spec.size = size;
+  return out_.write(build_tar_header(spec));
+}
+
+Status OciArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, ByteSource& content) {
+  if (failed_) return make_error(ErrorCode::kInternal, "OCI archive writer used after it failed");
+  std::string what = "OCI archive writer: layer " + std::to_string(next_ + 1) + " (" +
+                     diff_id.str() + ")";
+  if (next_ >= layers_.size() || layers_[next_].diff_id != diff_id || layers_[next_].size != size)
+    return make_error(ErrorCode::kInvalidArgument, what + ": not the next layer of the manifest");
+  failed_ = true;
+  if (!started_) {
+    for (const char* dir : {"blobs/", "blobs/sha256/"}) {
+      TarHeaderSpec spec;
+      spec.path = dir;
+      spec.type = '5';
+      spec.mode = 0755;
+      DS_RETURN_IF_ERROR(out_.write(build_tar_header(spec)));
+    }
+    DS_RETURN_IF_ERROR(write_member("blobs/sha256/" + Digest::of(config_bytes_).hex(), config_bytes_));
+    started_ = true;
+  }
+  ++next_;
+  if (std::find(written_.begin(), written_.end(), diff_id) != written_.end()) {
+    failed_ = false;  // a repeated layer: one blob
+    return ok_status();
+  }
+  DS_RETURN_IF_ERROR(write_blob_header(diff_id, size));
+  HashingSink hashing(&out_);
+  DS_RETURN_IF_ERROR(copy_exact(content, hashing, size, what));
+  if (Digest actual = hashing.digest(); actual != diff_id)
+    return make_error(ErrorCode::kVerifyFailed, what + ": content hashes to " + actual.str() +
+                                                    "; the archive is left incomplete");
+  DS_RETURN_IF_ERROR(out_.write(std::string(tar_padding(size), '\0')));
+  written_.push_back(diff_id);
+  failed_ = false;
+  return ok_status();
+}
+
+Status OciArchiveWriter::finish() {
+  if (failed_ || next_ != layers_.size() || !started_)
+    return make_error(ErrorCode::kInvalidArgument,
+                      "OCI archive writer: " + std::to_string(next_) + " of " +
+                          std::to_string(layers_.size()) + " layers written");
+  DS_RETURN_IF_ERROR(write_member("blobs/sha256/" + manifest_digest_.hex(), manifest_));
+  nlohmann::json manifests = nlohmann::json::array();
+  nlohmann::json base = {{"mediaType", kManifestType},
+                         {"digest", manifest_digest_.str()},
+                         {"size", manifest_.size()}};
+  if (tags_.empty()) manifests.push_back(base);
+  for (const auto& tag : tags_) {
+    nlohmann::json entry = base;
+    std::string qualified = engine_detail::qualified_name(tag);
+    entry["annotations"] = {{"io.containerd.image.name", qualified}};
+    manifests.push_back(entry);
+  }
+  nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", kIndexType}, {"manifests", manifests}};
+  DS_RETURN_IF_ERROR(write_member("index.json", index.dump()));
+  DS_RETURN_IF_ERROR(write_member("oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
+  return out_.write(std::string(2 * kTarBlock, '\0'));
+}
+
+}  // namespace deltasync
