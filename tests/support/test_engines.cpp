@@ -17,6 +17,12 @@
 
 extern char** environ;
 
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "common/crypto/digest.h"
+
 namespace deltasync::testing {
 
 namespace {
@@ -164,7 +170,12 @@ std::string docker_cli() {
 CommandResult run_docker(const std::string& engine, const std::vector<std::string>& args) {
   std::vector<std::string> argv{docker_cli(), "-H", engine};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv, {{"DOCKER_BUILDKIT", "0"}, {"DOCKER_CLI_HINTS", "false"}});
+  // BuildKit where the matrix engine has it (DELTASYNC_TEST_BUILDKIT=1, set
+  // by scripts/run-tests.sh for the forky engines), else the classic builder.
+  const char* buildkit = std::getenv("DELTASYNC_TEST_BUILDKIT");
+  bool use_buildkit = buildkit != nullptr && std::string(buildkit) == "1";
+  return run_command(argv,
+                     {{"DOCKER_BUILDKIT", use_buildkit ? "1" : "0"}, {"DOCKER_CLI_HINTS", "false"}});
 }
 
 Result<std::string> import_image(const std::string& engine, const std::filesystem::path& tar,
@@ -176,7 +187,10 @@ Result<std::string> import_image(const std::string& engine, const std::filesyste
     return make_error(ErrorCode::kEngine, "docker import " + ref + ": unexpected output: " +
                                               trim(result.output + result.error_output));
   }
-  return id;
+  std::string content_id = image_id_of(engine, ref);
+  if (content_id.empty())
+    return make_error(ErrorCode::kEngine, "docker import " + ref + ": the image is not there");
+  return content_id;
 }
 
 Result<std::string> build_image(const std::string& engine, const std::filesystem::path& dir,
@@ -184,20 +198,72 @@ Result<std::string> build_image(const std::string& engine, const std::filesystem
   CommandResult result =
       run_docker(engine, {"build", "--network", "none", "-q", "-t", ref, dir.string()});
   if (!result.ok()) return std::unexpected(command_error("docker build " + ref, result));
-  std::string id = last_line(result.output);
-  if (id.rfind("sha256:", 0) != 0) {
-    return make_error(ErrorCode::kEngine, "docker build " + ref + ": unexpected output: " +
+  std::string id = image_id_of(engine, ref);
+  if (id.empty()) {
+    return make_error(ErrorCode::kEngine, "docker build " + ref + ": no image afterwards: " +
                                               trim(result.output + result.error_output));
   }
   return id;
 }
 
+namespace {
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// The config digest of `ref` read from `docker save` (manifest.json names
+// the config member; its bytes are hashed here), independent of deltasync.
+std::string config_digest_from_save(const std::string& engine, const std::string& ref) {
+  char dir_template[] = "/var/tmp/ds-save.XXXXXX";
+  if (mkdtemp(dir_template) == nullptr) return "";
+  std::string dir = dir_template;
+  std::string archive = dir + "/image.tar";
+  std::string digest;
+  if (run_docker(engine, {"save", "-o", archive, ref}).ok()) {
+    CommandResult manifest = run_command({"tar", "-xOf", archive, "manifest.json"});
+    auto json = nlohmann::json::parse(manifest.output, nullptr, false);
+    if (manifest.ok() && json.is_array() && json.size() == 1 && json[0].contains("Config")) {
+      std::string member = json[0]["Config"].get<std::string>();
+      CommandResult config = run_command({"tar", "-xOf", archive, member});
+      if (config.ok()) digest = Digest::of(config.output).str();
+    }
+  }
+  run_command({"rm", "-rf", dir});
+  return digest;
+}
+
+}  // namespace
+
+bool engine_ids_are_config_digests(const std::string& engine) {
+  static std::mutex mutex;
+  static std::map<std::string, bool> known;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = known.find(engine); it != known.end()) return it->second;
+  CommandResult info = run_docker(engine, {"info", "--format", "{{json .DriverStatus}}"});
+  bool classic = info.output.find("io.containerd.snapshotter.v1") == std::string::npos;
+  if (info.ok()) known[engine] = classic;
+  return classic;
+}
+
 std::string image_id_of(const std::string& engine, const std::string& ref) {
   CommandResult result = run_docker(engine, {"image", "inspect", "--format", "{{.Id}}", ref});
-  if (!result.ok()) return "";
-  std::string id = result.output;
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  return id;
+  if (engine_ids_are_config_digests(engine)) return result.ok() ? trimmed(result.output) : "";
+  if (result.ok()) return config_digest_from_save(engine, ref);
+  // A config digest is no name on the containerd store: look for it.
+  if (ref.rfind("sha256:", 0) != 0) return "";
+  CommandResult ids = run_docker(engine, {"images", "-q", "--no-trunc"});
+  std::string line;
+  for (char c : ids.output + "\n") {
+    if (c != '\n') {
+      line += c;
+      continue;
+    }
+    if (!line.empty() && config_digest_from_save(engine, line) == ref) return ref;
+    line.clear();
+  }
+  return "";
 }
 
 Status remove_image_cli(const std::string& engine, const std::string& ref) {

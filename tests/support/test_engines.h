@@ -82,8 +82,14 @@ Result<std::string> import_image(const std::string& engine, const std::filesyste
 Result<std::string> build_image(const std::string& engine, const std::filesystem::path& dir,
                                 const std::string& ref);
 
-// The image ID ("sha256:..") `ref` has in `engine`, "" if it has none.
+// The content identity of `ref` in `engine`: its config digest
+// ("sha256:.."), "" if the engine has no such image. On the classic store
+// and Podman that is the engine's Id; on Docker's containerd image store
+// (whose Id is the manifest digest) it is read from `docker save`, and a
+// config digest given as `ref` is looked for among all images.
 std::string image_id_of(const std::string& engine, const std::string& ref);
+// False for Docker's containerd image store (its IDs are manifest digests).
+bool engine_ids_are_config_digests(const std::string& engine);
 
 // `docker rmi -f <ref>`, ignoring "no such image".
 Status remove_image_cli(const std::string& engine, const std::string& ref);
