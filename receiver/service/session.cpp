@@ -220,11 +220,16 @@ class Session {
     for (const auto& line : state_.recent_transfers()) reply.add_recent(line);
     EngineClient engine(EngineOptions{state_.engine_address});
     reply.set_engine_ok(static_cast<bool>(engine.ping()));
+    if (auto info = engine.info()) reply.set_image_store(info->describe());
     if (reply.engine_ok()) {
       if (auto images = engine.list_images()) {
         for (const auto& image : *images) {
           auto* out = reply.add_images();
           out->set_image_id(image.id);
+          if (auto config = state_.store->config_of_engine_image(image.id)) {
+            out->set_image_id(config->str());
+            out->set_engine_image_id(image.id);
+          }
           for (const auto& tag : image.repo_tags)
             if (tag != "<none>:<none>") out->add_tags(tag);
         }

@@ -810,6 +810,8 @@ Status SiteSender::commit() {
                                                     ", not " + info.image_id.str() + ": " +
                                                     result.result().message());
   }
+  summary_.site_engine_id = result.result().engine_image_id();
+  summary_.site_image_store = result.result().image_store();
   summary_.site_socket_bytes_received = result.result().counters().socket_bytes_received();
   summary_.site_socket_bytes_sent = result.result().counters().socket_bytes_sent();
   summary_.index_bytes = result.result().counters().index_bytes();

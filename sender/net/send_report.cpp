@@ -70,6 +70,12 @@ void print_one(const SendCommandOptions& options, const SendSummary& s, std::FIL
   }
   std::fprintf(out, "%s -> %s: loaded and verified on the site (%s)\n", options.image.c_str(),
                s.site.c_str(), s.image_id.c_str());
+  if (!s.site_engine_id.empty()) {
+    std::fprintf(out,
+                 "  identity: config %s and every diff_id verified; the site's %s calls it %s "
+                 "(the manifest deltarecvd wrote, with uncompressed layers)\n",
+                 s.image_id.c_str(), s.site_image_store.c_str(), s.site_engine_id.c_str());
+  }
   std::string line = "  on the wire: " + human_bytes(s.socket_bytes_sent) + " sent, " +
                      human_bytes(s.socket_bytes_received) + " received (" + human_bytes(wire) +
                      " in all)";
@@ -157,6 +163,9 @@ nlohmann::json site_result_json(const SendCommandOptions& options, const SiteOut
   j.update({{"ok", true},
             {"dry_run", s.dry_run},
             {"image_id", s.image_id},
+            {"config_digest", s.image_id},
+            {"site_engine_image_id", s.site_engine_id.empty() ? s.image_id : s.site_engine_id},
+            {"site_image_store", s.site_image_store},
             {"verified_on_site", !s.dry_run},
             {"already_loaded", s.already_loaded},
             {"tls_session_resumed", s.tls_session_resumed},

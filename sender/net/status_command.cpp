@@ -29,6 +29,8 @@ Status run_status_command(const StatusCommandOptions& options) {
     for (const auto& image : reply.images()) {
       images.push_back(
           {{"image_id", image.image_id()},
+           {"engine_image_id", image.engine_image_id().empty() ? image.image_id()
+                                                               : image.engine_image_id()},
            {"tags", std::vector<std::string>(image.tags().begin(), image.tags().end())}});
     }
     nlohmann::json out = {
@@ -37,6 +39,7 @@ Status run_status_command(const StatusCommandOptions& options) {
         {"healthy", reply.engine_ok()},
         {"engine", reply.engine()},
         {"engine_ok", reply.engine_ok()},
+        {"image_store", reply.image_store()},
         {"store_bytes", reply.store_bytes()},
         {"store_budget", reply.store_budget()},
         {"stored_layers", reply.stored_layers()},
