@@ -13,6 +13,26 @@ build_dir="${BUILD_DIR:-build-ci}"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDELTASYNC_WERROR=ON
 cmake --build "$build_dir" --parallel "$(nproc)"
 
-# Engines left over from an interrupted run in this build directory.
 cd "$build_dir"
+# 1. Everything against Debian 12's dockerd 20.10 (classic store).
 ctest --output-on-failure --timeout 900 -j 2 "$@"
+
+# 2. The engine matrix (docs/engines.md): what sites run now, from Debian
+# forky in a chroot made once by scripts/forky-root.sh: dockerd 28.5 with the
+# classic store and with the containerd image store (images built there by
+# BuildKit), and Podman 5. On each: send with a local and a remote basis,
+# bundle + apply, resume after the site is killed mid-transfer, three sites.
+# DELTASYNC_SKIP_MATRIX=1 leaves it out (a quick local run).
+if [ "${DELTASYNC_SKIP_MATRIX:-0}" != 1 ] && [ $# -eq 0 ]; then
+  src="$(cd .. && pwd)"
+  bash "$src/scripts/forky-root.sh" setup
+  matrix='bundle_apply_test.*Bit|daemon_transfer_test.*(LocalAndRemote|Resumes)|multi_site_test.*Three|engine_.*_(start|stop)'
+  for kind in docker28-classic docker28-containerd; do
+    echo "== engine matrix: $kind"
+    DELTASYNC_TEST_ENGINE_KIND=$kind DELTASYNC_TEST_BUILDKIT=1 \
+      DELTASYNC_DOCKER_CLI="$src/scripts/forky-docker.sh" \
+      ctest --output-on-failure --timeout 900 -j 2 -R "$matrix"
+  done
+  echo "== engine matrix: podman5"
+  PATH="$src/scripts/forky-bin:$PATH" ctest --output-on-failure --timeout 900 -R '^podman_test$'
+fi
