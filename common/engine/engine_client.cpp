@@ -490,9 +490,9 @@ Result<EngineVersion> EngineClient::version() {
 }
 
 std::string EngineInfo::describe() const {
-  std::string kind = is_podman ? "Podman" : store == ImageStoreKind::kContainerd
-                                                ? "containerd image store"
-                                                : "classic image store";
+  std::string kind = is_podman                              ? "Podman"
+                     : store == ImageStoreKind::kContainerd ? "containerd image store"
+                                                            : "classic image store";
   return kind + " (" + (driver.empty() ? std::string("unknown driver") : driver) + ")";
 }
 

@@ -37,9 +37,8 @@ Result<std::unique_ptr<OciArchiveWriter>> OciArchiveWriter::create(
     if (chain[i] != layers[i].diff_id)
       return make_error(ErrorCode::kCorrupt, "OCI archive writer: layer " + std::to_string(i + 1) +
                                                  " is not the config's " + chain[i].str());
-    layer_list.push_back({{"mediaType", kLayerType},
-                          {"digest", layers[i].diff_id.str()},
-                          {"size", layers[i].size}});
+    layer_list.push_back(
+        {{"mediaType", kLayerType}, {"digest", layers[i].diff_id.str()}, {"size", layers[i].size}});
   }
   nlohmann::json manifest = {
       {"schemaVersion", 2},
@@ -50,8 +49,8 @@ Result<std::unique_ptr<OciArchiveWriter>> OciArchiveWriter::create(
         {"size", config_bytes.size()}}},
       {"layers", layer_list},
   };
-  return std::unique_ptr<OciArchiveWriter>(new OciArchiveWriter(
-      out, std::move(config_bytes), layers, std::move(tags), manifest.dump()));
+  return std::unique_ptr<OciArchiveWriter>(
+      new OciArchiveWriter(out, std::move(config_bytes), layers, std::move(tags), manifest.dump()));
 }
 
 OciArchiveWriter::OciArchiveWriter(ByteSink& out, std::string config_bytes,
@@ -82,8 +81,8 @@ Status OciArchiveWriter::write_blob_header(const Digest& digest, uint64_t size) 
 
 Status OciArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, ByteSource& content) {
   if (failed_) return make_error(ErrorCode::kInternal, "OCI archive writer used after it failed");
-  std::string what = "OCI archive writer: layer " + std::to_string(next_ + 1) + " (" +
-                     diff_id.str() + ")";
+  std::string what =
+      "OCI archive writer: layer " + std::to_string(next_ + 1) + " (" + diff_id.str() + ")";
   if (next_ >= layers_.size() || layers_[next_].diff_id != diff_id || layers_[next_].size != size)
     return make_error(ErrorCode::kInvalidArgument, what + ": not the next layer of the manifest");
   failed_ = true;
@@ -95,7 +94,8 @@ Status OciArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, ByteSou
       spec.mode = 0755;
       DS_RETURN_IF_ERROR(out_.write(build_tar_header(spec)));
     }
-    DS_RETURN_IF_ERROR(write_member("blobs/sha256/" + Digest::of(config_bytes_).hex(), config_bytes_));
+    DS_RETURN_IF_ERROR(
+        write_member("blobs/sha256/" + Digest::of(config_bytes_).hex(), config_bytes_));
     started_ = true;
   }
   ++next_;
@@ -117,14 +117,13 @@ Status OciArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, ByteSou
 
 Status OciArchiveWriter::finish() {
   if (failed_ || next_ != layers_.size() || !started_)
-    return make_error(ErrorCode::kInvalidArgument,
-                      "OCI archive writer: " + std::to_string(next_) + " of " +
-                          std::to_string(layers_.size()) + " layers written");
+    return make_error(ErrorCode::kInvalidArgument, "OCI archive writer: " + std::to_string(next_) +
+                                                       " of " + std::to_string(layers_.size()) +
+                                                       " layers written");
   DS_RETURN_IF_ERROR(write_member("blobs/sha256/" + manifest_digest_.hex(), manifest_));
   nlohmann::json manifests = nlohmann::json::array();
-  nlohmann::json base = {{"mediaType", kManifestType},
-                         {"digest", manifest_digest_.str()},
-                         {"size", manifest_.size()}};
+  nlohmann::json base = {
+      {"mediaType", kManifestType}, {"digest", manifest_digest_.str()}, {"size", manifest_.size()}};
   if (tags_.empty()) manifests.push_back(base);
   for (const auto& tag : tags_) {
     nlohmann::json entry = base;
@@ -132,7 +131,8 @@ Status OciArchiveWriter::finish() {
     entry["annotations"] = {{"io.containerd.image.name", qualified}};
     manifests.push_back(entry);
   }
-  nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", kIndexType}, {"manifests", manifests}};
+  nlohmann::json index = {
+      {"schemaVersion", 2}, {"mediaType", kIndexType}, {"manifests", manifests}};
   DS_RETURN_IF_ERROR(write_member("index.json", index.dump()));
   DS_RETURN_IF_ERROR(write_member("oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
   return out_.write(std::string(2 * kTarBlock, '\0'));

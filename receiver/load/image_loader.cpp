@@ -82,9 +82,9 @@ Result<LoadedImage> load_image_into_engine(
     result.manifest_digest = manifest_digest.str();
     result.engine_id = manifest_digest.str();
     result.layers_sent = chain.size();
-    DS_RETURN_IF_ERROR(check_loaded(engine, result.engine_id, chain,
-                                    "manifest " + result.engine_id + " (config " +
-                                        result.config_digest.str() + ")"));
+    DS_RETURN_IF_ERROR(check_loaded(
+        engine, result.engine_id, chain,
+        "manifest " + result.engine_id + " (config " + result.config_digest.str() + ")"));
   } else {
     auto produce = [&](ByteSink& sink) -> Status {
       DockerArchiveWriter writer(sink, config, tags);

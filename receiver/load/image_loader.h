@@ -35,19 +35,19 @@ struct LayerFileRef {
 };
 
 struct LoadedImage {
-  Digest config_digest;      // the content identity (always checked)
-  std::string engine_id;     // the engine's Id (config or manifest digest)
+  Digest config_digest;         // the content identity (always checked)
+  std::string engine_id;        // the engine's Id (config or manifest digest)
   std::string manifest_digest;  // containerd store: the manifest we wrote; else empty
-  std::string store;         // EngineInfo::describe()
-  size_t layers_sent = 0;    // layers streamed into the engine
+  std::string store;            // EngineInfo::describe()
+  size_t layers_sent = 0;       // layers streamed into the engine
 };
 
 // `chain` is the config's layer list; the first `engine_layers` are already
 // in the engine; on the classic store they are only listed, on the
 // containerd store they are read from `layer_file` like the rest.
-Result<LoadedImage> load_image_into_engine(EngineClient& engine, const std::string& config,
-                              const std::vector<Digest>& chain, size_t engine_layers,
-                              const std::function<Result<LayerFileRef>(const Digest&)>& layer_file,
-                              const std::vector<std::string>& tags);
+Result<LoadedImage> load_image_into_engine(
+    EngineClient& engine, const std::string& config, const std::vector<Digest>& chain,
+    size_t engine_layers, const std::function<Result<LayerFileRef>(const Digest&)>& layer_file,
+    const std::vector<std::string>& tags);
 
 }  // namespace deltasync

@@ -21,12 +21,12 @@
 namespace deltasync {
 
 struct BasisChoice {
-  bool has_image = false;     // the engine holds the target image ID
-  size_t engine_layers = 0;   // leading target layers held by some engine image
-  std::string engine_id;      // chosen basis, the engine's ID to export ("" when none)
-  std::string image_id;       // its config digest; "" until known (containerd store)
-  std::string reference;      // one of its tags, for messages
-  std::vector<Digest> chain;  // its diff_ids
+  bool has_image = false;        // the engine holds the target image ID
+  size_t engine_layers = 0;      // leading target layers held by some engine image
+  std::string engine_id;         // chosen basis, the engine's ID to export ("" when none)
+  std::string image_id;          // its config digest; "" until known (containerd store)
+  std::string reference;         // one of its tags, for messages
+  std::vector<Digest> chain;     // its diff_ids
   std::string target_engine_id;  // has_image: the engine's ID of the target
 };
 

@@ -174,8 +174,8 @@ CommandResult run_docker(const std::string& engine, const std::vector<std::strin
   // by scripts/run-tests.sh for the forky engines), else the classic builder.
   const char* buildkit = std::getenv("DELTASYNC_TEST_BUILDKIT");
   bool use_buildkit = buildkit != nullptr && std::string(buildkit) == "1";
-  return run_command(argv,
-                     {{"DOCKER_BUILDKIT", use_buildkit ? "1" : "0"}, {"DOCKER_CLI_HINTS", "false"}});
+  return run_command(
+      argv, {{"DOCKER_BUILDKIT", use_buildkit ? "1" : "0"}, {"DOCKER_CLI_HINTS", "false"}});
 }
 
 Result<std::string> import_image(const std::string& engine, const std::filesystem::path& tar,

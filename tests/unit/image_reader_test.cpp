@@ -649,6 +649,84 @@ TEST_F(ImageReaderTest, WriterOutputRoundTrips) {
   EXPECT_EQ(reader->info().layers[3].blob_name, reader->info().layers[0].blob_name);
 }
 
+// The OCI archive for Docker's containerd image store: GNU tar and our
+// oci-archive reader read it back as the same image; the manifest names
+// every layer uncompressed by its diff_id, its digest is known before any
+// layer is written and is the same for the same config and layers; a layer
+// out of order or with other content leaves the archive unfinished.
+TEST_F(ImageReaderTest, OciWriterOutputRoundTripsWithADeterministicManifest) {
+  std::vector<Layer> layers = three_layers();
+  layers.push_back(layers[0]);  // a repeated layer: one blob
+  std::string config = config_json(layers);
+  std::vector<OciArchiveWriter::LayerSize> sizes;
+  for (const auto& l : layers) sizes.push_back({l.diff_id, l.tar.size()});
+
+  auto write = [&](StringSink& out) -> Digest {
+    auto writer = OciArchiveWriter::create(out, config, sizes, {"app:oci"});
+    EXPECT_TRUE(writer.has_value()) << writer.error().message();
+    if (!writer) return {};
+    Digest digest = (*writer)->manifest_digest();
+    for (const auto& l : layers) {
+      MemorySource content(l.tar);
+      auto added = (*writer)->add_layer(l.diff_id, l.tar.size(), content);
+      EXPECT_TRUE(added.has_value()) << added.error().message();
+    }
+    auto finished = (*writer)->finish();
+    EXPECT_TRUE(finished.has_value()) << finished.error().message();
+    return digest;
+  };
+  StringSink first, second;
+  Digest manifest_digest = write(first);
+  EXPECT_EQ(write(second), manifest_digest);
+  EXPECT_EQ(first.data(), second.data());
+
+  fs::path tar = root_ / "written-oci.tar";
+  write_file(tar, first.data());
+  run("tar -tf " + tar.string() + " > /dev/null");
+  fs::path dir = root_ / "unpacked-oci";
+  fs::create_directories(dir);
+  run("tar -xf " + tar.string() + " -C " + dir.string());
+  std::string manifest = read_file(dir / "blobs/sha256" / manifest_digest.hex());
+  EXPECT_EQ(Digest::of(manifest), manifest_digest);
+  json m = json::parse(manifest);
+  ASSERT_EQ(m["layers"].size(), layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    EXPECT_EQ(m["layers"][i]["digest"], layers[i].diff_id.str());
+    EXPECT_EQ(m["layers"][i]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+  }
+  EXPECT_EQ(m["config"]["digest"], Digest::of(config).str());
+  json index = json::parse(read_file(dir / "index.json"));
+  EXPECT_EQ(index["manifests"][0]["digest"], manifest_digest.str());
+  EXPECT_EQ(index["manifests"][0]["annotations"]["io.containerd.image.name"],
+            "docker.io/library/app:oci");
+
+  auto reader = open_ok("oci-archive:" + tar.string());
+  ASSERT_TRUE(reader);
+  for (auto& l : layers) l.blob = l.tar;
+  expect_image(*reader, layers);
+  EXPECT_EQ(reader->info().image_id, Digest::of(config));
+
+  // Wrong content, or a layer out of order: refused, the archive unfinished.
+  StringSink bad;
+  auto writer = OciArchiveWriter::create(bad, config, sizes, {});
+  ASSERT_TRUE(writer.has_value());
+  std::string garbage(layers[0].tar.size(), 'x');
+  MemorySource wrong(garbage);
+  auto added = (*writer)->add_layer(layers[0].diff_id, layers[0].tar.size(), wrong);
+  ASSERT_FALSE(added.has_value());
+  EXPECT_EQ(added.error().code(), ErrorCode::kVerifyFailed);
+  EXPECT_FALSE((*writer)->finish().has_value());
+  StringSink order;
+  auto second_writer = OciArchiveWriter::create(order, config, sizes, {});
+  ASSERT_TRUE(second_writer.has_value());
+  MemorySource later(layers[1].tar);
+  EXPECT_FALSE((*second_writer)->add_layer(layers[1].diff_id, layers[1].tar.size(), later));
+  // Sizes that are not the config's layers are refused up front.
+  sizes.pop_back();
+  StringSink short_out;
+  EXPECT_FALSE(OciArchiveWriter::create(short_out, config, sizes, {}).has_value());
+}
+
 // Layers the engine already holds are skipped: manifest.json lists them and
 // an empty <diffid>/layer.tar stands in for each (Podman's load refuses an
 // archive whose manifest names a missing file). A skipped layer that comes
