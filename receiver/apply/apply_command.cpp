@@ -22,9 +22,9 @@
 #include "common/bundle/bundle_file.h"
 #include "common/codec/compression.h"
 #include "common/engine/engine_client.h"
+#include "common/engine/image_match.h"
 #include "common/layerstream/layer_stream.h"
 #include "common/layerstream/layer_workspace.h"
-#include "common/engine/image_match.h"
 #include "receiver/load/image_loader.h"
 
 namespace deltasync {
@@ -148,16 +148,18 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   // 4. Load only what the engine lacks, then check and tag.
   size_t engine_prefix = common_prefix(target_chain, base.engine_chain);
   std::vector<std::string> tags(header.target().tags().begin(), header.target().tags().end());
-  DS_ASSIGN_OR_RETURN(LoadedImage loaded, load_image_into_engine(
-      engine, config, target_chain, engine_prefix,
-      [&](const Digest& d) -> Result<LayerFileRef> {
-        if (!workspace->has(d)) {
-          return make_error(ErrorCode::kCorrupt,
-                            "layer " + d.str() + " is neither in the bundle nor in the basis");
-        }
-        return LayerFileRef{workspace->fd(d), workspace->size(d)};
-      },
-      tags));
+  DS_ASSIGN_OR_RETURN(
+      LoadedImage loaded,
+      load_image_into_engine(
+          engine, config, target_chain, engine_prefix,
+          [&](const Digest& d) -> Result<LayerFileRef> {
+            if (!workspace->has(d)) {
+              return make_error(ErrorCode::kCorrupt,
+                                "layer " + d.str() + " is neither in the bundle nor in the basis");
+            }
+            return LayerFileRef{workspace->fd(d), workspace->size(d)};
+          },
+          tags));
   auto finished = std::chrono::steady_clock::now();
   double basis_s = std::chrono::duration<double>(basis_ready - started).count();
   double rebuild_s = std::chrono::duration<double>(rebuilt - basis_ready).count();

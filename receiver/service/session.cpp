@@ -575,7 +575,8 @@ class Session {
     result.set_ok(true);
     result.set_dry_run(dry_run);
     result.set_image_id(image_id_.str());
-    std::string engine_id = loaded_engine_id_.empty() ? choice_.target_engine_id : loaded_engine_id_;
+    std::string engine_id =
+        loaded_engine_id_.empty() ? choice_.target_engine_id : loaded_engine_id_;
     if (!engine_id.empty() && engine_id != image_id_.str()) result.set_engine_image_id(engine_id);
     result.set_image_store(loaded_store_);
     for (const auto& tag : tags_) result.add_tags(tag);

@@ -51,10 +51,10 @@ struct LayerReport {
 
 struct SendSummary {
   std::string site;
-  std::string image_id;         // the config digest: the content identity, always verified
-  std::string source_engine_id; // the build engine's ID when it differs (containerd store)
-  std::string site_engine_id;   // the site engine's ID when it differs (its manifest digest)
-  std::string site_image_store; // "containerd image store (native)", ...
+  std::string image_id;          // the config digest: the content identity, always verified
+  std::string source_engine_id;  // the build engine's ID when it differs (containerd store)
+  std::string site_engine_id;    // the site engine's ID when it differs (its manifest digest)
+  std::string site_image_store;  // "containerd image store (native)", ...
   bool dry_run = false;
   bool already_loaded = false;
   bool tls_session_resumed = false;  // the handshake resumed an earlier session (no certificates)

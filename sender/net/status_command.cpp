@@ -29,8 +29,8 @@ Status run_status_command(const StatusCommandOptions& options) {
     for (const auto& image : reply.images()) {
       images.push_back(
           {{"image_id", image.image_id()},
-           {"engine_image_id", image.engine_image_id().empty() ? image.image_id()
-                                                               : image.engine_image_id()},
+           {"engine_image_id",
+            image.engine_image_id().empty() ? image.image_id() : image.engine_image_id()},
            {"tags", std::vector<std::string>(image.tags().begin(), image.tags().end())}});
     }
     nlohmann::json out = {

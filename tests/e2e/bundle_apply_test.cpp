@@ -131,7 +131,8 @@ TEST_F(BundleApplyTest, AppliedImageIsBitIdentical) {
     ASSERT_FALSE(got.is_null()) << "the receiver has no " << tag_ << ":2";
     // The content identity: config digest (the Id on the classic store) and
     // every diff_id; on the containerd store the Id is our manifest's digest.
-    EXPECT_EQ(image_id_of(receiver_engine(), tag_ + ":2"), image_id_of(sender_engine(), tag_ + ":2"));
+    EXPECT_EQ(image_id_of(receiver_engine(), tag_ + ":2"),
+              image_id_of(sender_engine(), tag_ + ":2"));
     EXPECT_EQ(got["RootFS"]["Layers"], sent["RootFS"]["Layers"]);
     if (engine_ids_are_config_digests(sender_engine()) &&
         engine_ids_are_config_digests(receiver_engine())) {
