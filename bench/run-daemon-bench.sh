@@ -62,7 +62,25 @@ done
 # bounded CMD...: CMD under the step timeout (then SIGTERM, SIGKILL 10 s on).
 bounded() { timeout --kill-after=10 "$step_timeout" "$@"; }
 docker_h() { DOCKER_CLI_HINTS=false bounded "$DOCKER" -H "$1" "${@:2}"; }
-image_id() { docker_h "$1" image inspect -f '{{.Id}}' "$2" 2>/dev/null || true; }
+# image_id ENGINE REF: the content identity (config digest). That is the Id
+# on the classic store and Podman; on Docker's containerd image store (Id =
+# manifest digest) it is the sha256 of the config `docker save` names.
+image_id() {
+  if docker_h "$1" info --format '{{json .DriverStatus}}' 2>/dev/null | grep -q io.containerd.snapshotter.v1; then
+    docker_h "$1" image inspect "$2" >/dev/null 2>&1 || return 0
+    docker_h "$1" save "$2" 2>/dev/null | python3 -c '
+import hashlib, json, sys, tarfile
+members = {}
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as t:
+    for m in t:
+        if m.isfile():
+            members[m.name] = t.extractfile(m).read()
+cfg = json.loads(members["manifest.json"])[0]["Config"]
+print("sha256:" + hashlib.sha256(members[cfg]).hexdigest())' || true
+  else
+    docker_h "$1" image inspect -f '{{.Id}}' "$2" 2>/dev/null || true
+  fi
+}
 now() { date +%s.%N; }
 
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- . ':!bench' ':!BENCHMARKS.md' 2>/dev/null || echo +dirty)"

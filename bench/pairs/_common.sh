@@ -84,13 +84,14 @@ set_mtimes() {
   find "$1" -depth -exec touch -h -d "@$2" {} +
 }
 
-# build CONTEXT TAG DOCKERFILE_TEXT: classic builder, no network, the
+# build CONTEXT TAG DOCKERFILE_TEXT: no network, the
 # Dockerfile kept outside the context (so `COPY . /app` copies only the app).
 build() {
   local ctx="$1" tag="$2" text="$3" df
   df="$W/Dockerfile.$(echo "$tag" | tr -c 'A-Za-z0-9\n' '_')"
   printf '%s\n' "$text" >"$df"
-  DOCKER_BUILDKIT=0 docker_h build -q --no-cache --network none -f "$df" -t "$tag" "$ctx" >>"$LOG" 2>&1 ||
+  # BENCH_BUILDKIT=1: BuildKit (the forky engines), else the classic builder.
+  DOCKER_BUILDKIT="${BENCH_BUILDKIT:-0}" docker_h build -q --no-cache --network none -f "$df" -t "$tag" "$ctx" >>"$LOG" 2>&1 ||
     fail "docker build of $tag failed"
 }
 
