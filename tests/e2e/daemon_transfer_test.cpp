@@ -155,7 +155,21 @@ TEST_F(DaemonTransferTest, LocalAndRemoteBasisLoadTheSameImage) {
   auto local = send();
   EXPECT_EQ(local["mode"], "local");
   EXPECT_EQ(local["image_id"], target_id_);
+  EXPECT_EQ(local["config_digest"], target_id_);
   expect_site_has_target();
+  // The site engine's own ID, as its CLI shows it: the config digest on the
+  // classic store, the manifest deltarecvd wrote on the containerd store.
+  CommandResult site_id =
+      run_docker(receiver_engine(), {"image", "inspect", "--format", "{{.Id}}", tag_ + ":2"});
+  ASSERT_TRUE(site_id.ok()) << site_id.error_output;
+  std::string shown = site_id.output.substr(0, site_id.output.find_first_of("\n "));
+  EXPECT_EQ(local["site_engine_image_id"], shown);
+  if (engine_ids_are_config_digests(receiver_engine())) {
+    EXPECT_EQ(shown, target_id_);
+  } else {
+    EXPECT_NE(shown, target_id_);
+    EXPECT_NE(local["site_image_store"].get<std::string>().find("containerd"), std::string::npos);
+  }
   uint64_t local_bytes =
       local["socket_bytes_sent"].get<uint64_t>() + local["socket_bytes_received"].get<uint64_t>();
   // Far below the new layer data (about 18 MiB, of which 12 MiB is new).
