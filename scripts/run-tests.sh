@@ -13,6 +13,7 @@ build_dir="${BUILD_DIR:-build-ci}"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDELTASYNC_WERROR=ON
 cmake --build "$build_dir" --parallel "$(nproc)"
 
+src="$(pwd)"
 cd "$build_dir"
 # 1. Everything against Debian 12's dockerd 20.10 (classic store).
 ctest --output-on-failure --timeout 900 -j 2 "$@"
@@ -24,7 +25,6 @@ ctest --output-on-failure --timeout 900 -j 2 "$@"
 # bundle + apply, resume after the site is killed mid-transfer, three sites.
 # DELTASYNC_SKIP_MATRIX=1 leaves it out (a quick local run).
 if [ "${DELTASYNC_SKIP_MATRIX:-0}" != 1 ] && [ $# -eq 0 ]; then
-  src="$(cd .. && pwd)"
   bash "$src/scripts/forky-root.sh" setup
   matrix='bundle_apply_test.*Bit|daemon_transfer_test.*(LocalAndRemote|Resumes)|multi_site_test.*Three|engine_.*_(start|stop)'
   for kind in docker28-classic docker28-containerd; do
