@@ -25,7 +25,7 @@ set -euo pipefail
 
 FROOT="${DELTASYNC_FORKY_ROOT:-/var/lib/deltasync-forky}"
 SHARE="${DELTASYNC_FORKY_SHARE:-/var/tmp:/tmp}"
-PACKAGES="docker.io,docker-cli,docker-buildx,containerd,podman,runc,crun,conmon,uidmap,catatonit,ca-certificates,iproute2,procps,tar,gzip,zstd,curl,passt,fuse-overlayfs,dbus-user-session"
+PACKAGES="docker.io,docker-cli,docker-buildx,containerd,podman,runc,crun,conmon,uidmap,catatonit,ca-certificates,iproute2,procps,tar,gzip,zstd,curl"
 
 die() {
   echo "forky-root: $*" >&2
