@@ -76,6 +76,12 @@ do_setup() {
   if [ ! -f "$FROOT/.deltasync-ready" ]; then
     command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
     do_umount
+    # /tmp and /var/tmp are bound in on the same device: never remove
+    # through a mount that is still there.
+    if awk -v d="$FROOT" 'index($5, d "/") == 1 || $5 == d { found = 1 } END { exit !found }' \
+      /proc/self/mountinfo; then
+      die "cannot unmount everything under $FROOT; not removing it"
+    fi
     rm -rf --one-file-system "$FROOT"
     mkdir -p "$FROOT"
     local started=$SECONDS
