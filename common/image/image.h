@@ -150,7 +150,6 @@ class OciArchiveWriter {
                                                           const std::vector<LayerSize>& layers,
                                                           std::vector<std::string> tags);
   const Digest& manifest_digest() const { return manifest_digest_; }
-  const std::string& manifest_bytes() const { return manifest_; }
   // The next layer; its content must hash to its diff_id (kVerifyFailed).
   Status add_layer(const Digest& diff_id, uint64_t size, ByteSource& content);
   Status finish();

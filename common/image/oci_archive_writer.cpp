@@ -3,8 +3,8 @@
 // manifest digest) is known before the load and checked after it. The
 // manifest is canonical JSON of fixed field order (nlohmann's sorted keys),
 // uncompressed layers, config media type as OCI: a pure function of the
-// config bytes and the layer sizes. The tar members (directories first,
-// mtime 0) are what `docker save` writes on that store.
+// config bytes and the layer sizes. Members: the blobs/ directories, the
+// config, the layers (each once), then the manifest, index.json, oci-layout.
 #include <algorithm>
 
 #include <nlohmann/json.hpp>

@@ -166,19 +166,20 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   double load_s = std::chrono::duration<double>(finished - rebuilt).count();
 
   if (options.json) {
-    nlohmann::json out = {{"image_id", image_id.str()},
-                          {"config_digest", image_id.str()},
-                          {"engine_image_id", loaded.engine_id},
-                          {"manifest_digest", loaded.manifest_digest},
-                          {"image_store", loaded.store},
-                          {"tags", tags},
-                          {"layers_rebuilt", header.layers_size()},
-                          {"rebuilt_bytes", rebuilt_bytes},
-                          {"layers_reused", engine_prefix},
-                          {"basis_seconds", basis_s},
-                          {"rebuild_seconds", rebuild_s},
-                          {"load_seconds", load_s},
-                          {"engine", address}};
+    nlohmann::json out = {
+        {"image_id", image_id.str()},
+        {"config_digest", image_id.str()},
+        {"engine_image_id", loaded.engine_id},
+        {"manifest_digest", loaded.engine_id_is_manifest() ? loaded.engine_id : ""},
+        {"image_store", loaded.store},
+        {"tags", tags},
+        {"layers_rebuilt", header.layers_size()},
+        {"rebuilt_bytes", rebuilt_bytes},
+        {"layers_reused", engine_prefix},
+        {"basis_seconds", basis_s},
+        {"rebuild_seconds", rebuild_s},
+        {"load_seconds", load_s},
+        {"engine", address}};
     std::printf("%s\n", out.dump(2).c_str());
   } else if (!options.quiet) {
     std::printf("loaded %s%s%s into %s\n", image_id.str().c_str(), tags.empty() ? "" : " as ",
@@ -190,7 +191,7 @@ Status run_apply_command(const ApplyCommandOptions& options) {
         basis_s, header.layers_size(), static_cast<double>(rebuilt_bytes) / (1 << 20), rebuild_s,
         rebuild_s > 0 ? static_cast<double>(rebuilt_bytes) / 1e6 / rebuild_s : 0.0, engine_prefix,
         load_s);
-    if (!loaded.manifest_digest.empty()) {
+    if (loaded.engine_id_is_manifest()) {
       std::printf(
           "  %s: image ID %s is the manifest deltarecvd wrote (uncompressed layers), verified "
           "with config %s and every diff_id; the build host's manifest digest is not reproduced "

@@ -79,9 +79,7 @@ Result<LoadedImage> load_image_into_engine(
     };
     DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(engine, produce));
     (void)messages;
-    result.manifest_digest = manifest_digest.str();
     result.engine_id = manifest_digest.str();
-    result.layers_sent = chain.size();
     DS_RETURN_IF_ERROR(check_loaded(
         engine, result.engine_id, chain,
         "manifest " + result.engine_id + " (config " + result.config_digest.str() + ")"));
@@ -103,7 +101,6 @@ Result<LoadedImage> load_image_into_engine(
     DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(engine, produce));
     (void)messages;
     result.engine_id = result.config_digest.str();
-    result.layers_sent = chain.size() - std::min(engine_layers, chain.size());
     DS_RETURN_IF_ERROR(check_loaded(engine, result.engine_id, chain, result.engine_id));
   }
   for (const auto& tag : tags) DS_RETURN_IF_ERROR(engine.tag_image(result.engine_id, tag));

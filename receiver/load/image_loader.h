@@ -35,11 +35,12 @@ struct LayerFileRef {
 };
 
 struct LoadedImage {
-  Digest config_digest;         // the content identity (always checked)
-  std::string engine_id;        // the engine's Id (config or manifest digest)
-  std::string manifest_digest;  // containerd store: the manifest we wrote; else empty
-  std::string store;            // EngineInfo::describe()
-  size_t layers_sent = 0;       // layers streamed into the engine
+  Digest config_digest;  // the content identity (always checked)
+  // The engine's Id: the config digest, or on the containerd store the
+  // digest of the manifest we wrote.
+  std::string engine_id;
+  std::string store;  // EngineInfo::describe()
+  bool engine_id_is_manifest() const { return engine_id != config_digest.str(); }
 };
 
 // `chain` is the config's layer list; the first `engine_layers` are already

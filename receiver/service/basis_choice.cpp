@@ -34,11 +34,8 @@ Result<BasisChoice> choose_basis(EngineClient& engine, const std::vector<Digest>
   for (const auto& summary : images) {
     std::optional<std::string> config_digest = config_digest_of(summary.id);
     if (config_digest && *config_digest == target_image_id) {
-      auto held = engine.inspect_image(summary.id);
-      if (held) {
-        choice.has_image = true;
-        choice.target_engine_id = summary.id;
-      }
+      choice.has_image = true;
+      choice.target_engine_id = summary.id;
       continue;
     }
     auto detail = engine.inspect_image(summary.id);

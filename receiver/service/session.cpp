@@ -135,6 +135,7 @@ class Session {
     DS_RETURN_IF_ERROR(with_context(engine.ping(), "the site's engine"));
     DS_ASSIGN_OR_RETURN(EngineInfo engine_info, with_context(engine.info(), "the site's engine"));
     every_layer_in_archive_ = engine_info.store == ImageStoreKind::kContainerd;
+    site_store_ = engine_info.describe();
     auto config_digest_of = [&](const std::string& engine_id) -> std::optional<std::string> {
       if (!every_layer_in_archive_) return engine_id;
       if (auto linked = state_.store->config_of_engine_image(engine_id)) return linked->str();
@@ -521,7 +522,6 @@ class Session {
       if (auto linked = state_.store->link_engine_image(loaded->engine_id, image_id_); !linked)
         spdlog::warn("{}{}", log_prefix_, linked.error().message());
       loaded_engine_id_ = loaded->engine_id;
-      loaded_store_ = loaded->store;
       return true;
     });
     if (!load) {
@@ -578,7 +578,7 @@ class Session {
     std::string engine_id =
         loaded_engine_id_.empty() ? choice_.target_engine_id : loaded_engine_id_;
     if (!engine_id.empty() && engine_id != image_id_.str()) result.set_engine_image_id(engine_id);
-    result.set_image_store(loaded_store_);
+    result.set_image_store(site_store_);
     for (const auto& tag : tags_) result.add_tags(tag);
     auto& counters = *result.mutable_counters();
     counters.set_layers_rebuilt(layers_rebuilt_);
@@ -603,7 +603,7 @@ class Session {
   Digest image_id_;
   bool every_layer_in_archive_ = false;  // the containerd image store
   std::string loaded_engine_id_;         // the engine's ID of what we loaded
-  std::string loaded_store_;
+  std::string site_store_;               // EngineInfo::describe() of the site's engine
   std::vector<Digest> chain_;
   std::string reference_;
   std::vector<std::string> tags_;
