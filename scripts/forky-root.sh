@@ -7,6 +7,7 @@
 #   forky-root.sh mount          bind what engines need (idempotent)
 #   forky-root.sh umount         undo every mount under the chroot
 #   forky-root.sh path           print the chroot's directory
+#   forky-root.sh go             print the path of forky's go binary
 #   forky-root.sh run CMD...     run CMD inside the chroot, in the same working
 #                                directory (which must be under a bound path)
 #
@@ -25,7 +26,9 @@ set -euo pipefail
 
 FROOT="${DELTASYNC_FORKY_ROOT:-/var/lib/deltasync-forky}"
 SHARE="${DELTASYNC_FORKY_SHARE:-/var/tmp:/tmp}"
-PACKAGES="docker.io,docker-cli,docker-buildx,containerd,podman,runc,crun,conmon,uidmap,catatonit,ca-certificates,iproute2,procps,tar,gzip,zstd,curl"
+# golang-go: forky's Go builds the deltasync-gzip helper that rebuilds the
+# blobs forky's BuildKit writes (cmake/GoGzipHelpers.cmake, docs/engines.md).
+PACKAGES="docker.io,docker-cli,docker-buildx,containerd,podman,runc,crun,conmon,uidmap,catatonit,ca-certificates,iproute2,procps,tar,gzip,zstd,curl,golang-go"
 
 die() {
   echo "forky-root: $*" >&2
@@ -99,6 +102,22 @@ do_setup() {
     echo "forky-root: ready in $((SECONDS - started)) s" >&2
   fi
   do_mount
+  # A root made before golang-go was in the list gets it now.
+  if [ ! -x "$FROOT/usr/bin/go" ]; then
+    echo "forky-root: installing golang-go into $FROOT" >&2
+    chroot "$FROOT" apt-get -o Acquire::Check-Valid-Until=false update -qq >&2
+    chroot "$FROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends golang-go >&2
+  fi
+}
+
+# forky's go, usable from outside (it finds its GOROOT from its own path).
+do_go() {
+  [ -f "$FROOT/.deltasync-ready" ] || die "no chroot at $FROOT (run: $0 setup)"
+  local go
+  go="$(ls -d "$FROOT"/usr/lib/go-*/bin/go 2>/dev/null | sort -V | tail -n1)"
+  [ -n "$go" ] || die "no go in $FROOT (run: $0 setup)"
+  echo "$go"
 }
 
 do_run() {
@@ -112,13 +131,14 @@ case "${1:-}" in
   mount) do_mount ;;
   umount) do_umount ;;
   path) echo "$FROOT" ;;
+  go) do_go ;;
   run)
     shift
     [ $# -gt 0 ] || die "run: no command"
     do_run "$@"
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -96,6 +96,9 @@ int main(int argc, char** argv) {
                  "seconds the site may take to take or send one frame")
       ->check(CLI::Range(1, 86400))
       ->group("");
+  app.add_flag("--require-same-id", send.require_same_id,
+               "fail before sending unless a site on Docker's containerd image store will hold "
+               "the image under this build host's own Id (every compressed blob rebuildable)");
   bool send_json = false, send_quiet = false;
   app.add_flag("--json", send_json,
                "print newline-delimited JSON events on stdout, the last one the result");
@@ -152,6 +155,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"fast", "default", "max"}));
   bundle_cmd->add_option("--threads", bundle.threads, "worker threads for deltas")
       ->capture_default_str();
+  bundle_cmd->add_flag("--require-same-id", bundle.require_same_id,
+                       "fail unless a site on Docker's containerd image store will hold the image "
+                       "under this build host's own Id");
   bundle_cmd->add_flag("--json", bundle.json, "print the result as JSON");
   bundle_cmd->add_flag("-q,--quiet", bundle.quiet, "print nothing on success");
   bundle_cmd->footer(
@@ -245,6 +251,7 @@ int main(int argc, char** argv) {
       if (top_given("--effort") && !sub_given("--effort")) bundle.effort = send.effort;
       if (top_given("--threads") && !sub_given("--threads")) bundle.threads = send.threads;
       if (top_given("--json")) bundle.json = true;
+      if (top_given("--require-same-id")) bundle.require_same_id = true;
       if (top_given("--quiet")) bundle.quiet = true;
     } else if (sub == diff_cmd) {
       if (top_given("--json")) diff.json = true;

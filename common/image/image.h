@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/crypto/digest.h"
+#include "common/image/distribution.h"
 #include "common/io/stream.h"
 
 namespace deltasync {
@@ -57,6 +58,13 @@ struct ImageInfo {
   std::vector<std::string> tags;  // "repo:tag" references carried by the image
   std::string os;
   std::string architecture;
+  // Read from an OCI layout (Docker's containerd store, oci-archive:,
+  // oci:) that holds this image's manifest; recipes are filled in only by
+  // find_blob_recipes() (blob_recipes.h).
+  std::optional<DistributionIdentity> distribution;
+  // For an image read from an engine: that engine's Id of it (the config
+  // digest, or the index/manifest digest on the containerd store).
+  std::string engine_id;
 
   std::vector<Digest> diff_ids() const;
 };
@@ -67,6 +75,8 @@ class ImageReader {
   virtual const ImageInfo& info() const = 0;
   // Uncompressed layer tar i; verified against its diff_id at end of stream.
   virtual Result<std::unique_ptr<ByteSource>> open_layer(size_t index) = 0;
+  // Layer i's blob as stored (compressed or not), unverified.
+  virtual Result<std::unique_ptr<ByteSource>> open_blob(size_t index) = 0;
   // Where the image came from, for messages.
   virtual std::string describe() const = 0;
 };

@@ -48,6 +48,15 @@ class LayoutImageReader final : public ImageReader {
   const ImageInfo& info() const override { return info_; }
   std::string describe() const override { return description_; }
   void set_tags(std::vector<std::string> tags) { info_.tags = std::move(tags); }
+  void set_engine_id(std::string id) { info_.engine_id = std::move(id); }
+
+  Result<std::unique_ptr<ByteSource>> open_blob(size_t index) override {
+    if (index >= info_.layers.size())
+      return make_error(ErrorCode::kInvalidArgument,
+                        description_ + ": no layer " + std::to_string(index + 1));
+    return with_context(store_->open(info_.layers[index].blob_name),
+                        "layer " + std::to_string(index + 1) + " of " + description_);
+  }
 
   Result<std::unique_ptr<ByteSource>> open_layer(size_t index) override {
     if (index >= info_.layers.size()) {
@@ -81,6 +90,10 @@ Result<std::unique_ptr<LayoutImageReader>> read_layout(std::unique_ptr<MemberSto
                                    : read_oci_layout(*store, ref.oci_ref);
   if (!layout) return std::unexpected(std::move(layout).error());
   DS_ASSIGN_OR_RETURN(ImageInfo info, read_image_info(*store, *layout));
+  // The distribution identity is extra: a layout whose documents we cannot
+  // follow still gives the content identity.
+  if (auto distribution = read_distribution_identity(*store, info, ref.oci_ref); distribution)
+    info.distribution = std::move(*distribution);
   return std::make_unique<LayoutImageReader>(std::move(store), std::move(info),
                                              std::move(description));
 }
@@ -134,6 +147,7 @@ Result<std::unique_ptr<ImageReader>> open_engine_image(const ImageRef& ref, Engi
     if (tag != "<none>:<none>") tags.push_back(tag);
   }
   reader->set_tags(std::move(tags));
+  reader->set_engine_id(detail.id);
   return std::unique_ptr<ImageReader>(std::move(reader));
 }
 

@@ -443,6 +443,138 @@ Result<ImageLayout> read_oci_layout(MemberStore& store, std::string_view selecto
   return layout;
 }
 
+namespace {
+
+constexpr size_t kMaxDocumentBytes = 4 << 20;  // all documents of one identity
+
+// Reads one manifest blob and, if it names `config`, its layer descriptors.
+Result<std::optional<std::vector<Descriptor>>> manifest_layers_if_config(MemberStore& store,
+                                                                         const Descriptor& d,
+                                                                         const Digest& config,
+                                                                         std::string* bytes_out) {
+  DS_ASSIGN_OR_RETURN(auto size, store.size_of(d.member()));
+  if (!size) return std::optional<std::vector<Descriptor>>();
+  std::string what = "manifest " + d.digest.str();
+  DS_ASSIGN_OR_RETURN(std::string bytes, read_blob(store, d, what));
+  DS_ASSIGN_OR_RETURN(json doc, parse_json(bytes, what));
+  const json* config_field = field(doc, "config");
+  if (!config_field) return std::optional<std::vector<Descriptor>>();
+  DS_ASSIGN_OR_RETURN(Descriptor config_d, parse_descriptor(*config_field, what + ": config"));
+  if (config_d.digest != config) return std::optional<std::vector<Descriptor>>();
+  DS_ASSIGN_OR_RETURN(auto layers, parse_descriptor_list(doc, "layers", what));
+  *bytes_out = std::move(bytes);
+  return std::optional<std::vector<Descriptor>>(std::move(layers));
+}
+
+// An attestation manifest and the blobs it names, when the store holds all
+// of them within the budget; nothing otherwise (they are kept, not needed).
+void add_attestation(MemberStore& store, const Descriptor& d, std::vector<std::string>& documents,
+                     size_t& budget) {
+  std::vector<std::string> found;
+  size_t used = 0;
+  auto take = [&](const Descriptor& blob) -> bool {
+    if (blob.size > budget - used) return false;
+    auto bytes = read_blob(store, blob, "attestation " + blob.digest.str());
+    if (!bytes) return false;
+    used += bytes->size();
+    found.push_back(std::move(*bytes));
+    return true;
+  };
+  auto size = store.size_of(d.member());
+  if (!size || !*size || !take(d)) return;
+  auto doc = parse_json(found.front(), "attestation manifest");
+  if (!doc) return;
+  std::vector<Descriptor> parts;
+  if (const json* config = field(*doc, "config")) {
+    auto c = parse_descriptor(*config, "attestation config");
+    if (!c) return;
+    parts.push_back(*c);
+  }
+  auto layers = parse_descriptor_list(*doc, "layers", "attestation manifest");
+  if (!layers) return;
+  parts.insert(parts.end(), layers->begin(), layers->end());
+  for (const auto& part : parts) {
+    auto part_size = store.size_of(part.member());
+    if (!part_size || !*part_size || !take(part)) return;
+  }
+  budget -= used;
+  for (auto& bytes : found) documents.push_back(std::move(bytes));
+}
+
+}  // namespace
+
+Result<std::optional<DistributionIdentity>> read_distribution_identity(MemberStore& store,
+                                                                       const ImageInfo& info,
+                                                                       std::string_view selector) {
+  using Found = std::optional<DistributionIdentity>;
+  const std::string what = "index.json";
+  DS_ASSIGN_OR_RETURN(auto index_size, store.size_of(what));
+  if (!index_size) return Found();
+  DS_ASSIGN_OR_RETURN(std::string index_bytes,
+                      with_context(store.read_small(what, kMaxJsonBytes), what));
+  DS_ASSIGN_OR_RETURN(json index_doc, parse_json(index_bytes, what));
+  DS_ASSIGN_OR_RETURN(auto top, parse_descriptor_list(index_doc, "manifests", what));
+  for (const Descriptor& entry : top) {
+    if (!selector.empty() && !descriptor_matches(entry, selector) &&
+        !std::any_of(top.begin(), top.end(), [&](const Descriptor& other) {
+          return other.digest == entry.digest && descriptor_matches(other, selector);
+        }))
+      continue;
+    DistributionIdentity identity;
+    identity.target = {entry.media_type, entry.digest, entry.size};
+    std::string manifest_bytes;
+    std::optional<std::vector<Descriptor>> layers;
+    std::vector<Descriptor> siblings;
+    Descriptor manifest_d = entry;
+    if (entry.is_index()) {
+      DS_ASSIGN_OR_RETURN(auto size, store.size_of(entry.member()));
+      if (!size) continue;
+      std::string index_what = "index " + entry.digest.str();
+      DS_ASSIGN_OR_RETURN(std::string bytes, read_blob(store, entry, index_what));
+      DS_ASSIGN_OR_RETURN(json doc, parse_json(bytes, index_what));
+      DS_ASSIGN_OR_RETURN(siblings, parse_descriptor_list(doc, "manifests", index_what));
+      for (const Descriptor& child : siblings) {
+        if (child.is_attestation() || child.is_index()) continue;
+        DS_ASSIGN_OR_RETURN(
+            layers, manifest_layers_if_config(store, child, info.image_id, &manifest_bytes));
+        if (layers) {
+          manifest_d = child;
+          break;
+        }
+      }
+      if (!layers) continue;
+      identity.documents.push_back(std::move(bytes));
+    } else {
+      DS_ASSIGN_OR_RETURN(layers,
+                          manifest_layers_if_config(store, entry, info.image_id, &manifest_bytes));
+      if (!layers) continue;
+    }
+    if (layers->size() != info.layers.size()) {
+      return make_error(ErrorCode::kCorrupt, "manifest " + manifest_d.digest.str() + " lists " +
+                                                 std::to_string(layers->size()) +
+                                                 " layers, its config " +
+                                                 std::to_string(info.layers.size()));
+    }
+    identity.manifest_digest = manifest_d.digest;
+    identity.platform =
+        manifest_d.os.empty() ? info.os + "/" + info.architecture : manifest_d.platform();
+    identity.documents.push_back(std::move(manifest_bytes));
+    for (size_t i = 0; i < layers->size(); ++i) {
+      const Descriptor& blob = (*layers)[i];
+      identity.layers.push_back(
+          {info.layers[i].diff_id, {blob.media_type, blob.digest, blob.size}, std::nullopt});
+    }
+    size_t budget = kMaxDocumentBytes;
+    for (const Descriptor& child : siblings) {
+      if (child.is_attestation() &&
+          child.annotation("vnd.docker.reference.digest") == manifest_d.digest.str())
+        add_attestation(store, child, identity.documents, budget);
+    }
+    return Found(std::move(identity));
+  }
+  return Found();
+}
+
 Result<std::vector<Digest>> parse_config_diff_ids(std::string_view config_bytes) {
   DS_ASSIGN_OR_RETURN(json config, parse_json(config_bytes, "image config"));
   const json* rootfs = field(config, "rootfs");

@@ -50,6 +50,16 @@ Result<ImageLayout> read_oci_layout(MemberStore& store, std::string_view selecto
 // Reads the config the layout names and checks it against the layout.
 Result<ImageInfo> read_image_info(MemberStore& store, const ImageLayout& layout);
 
+// The distribution identity of the image `info` describes, when the store
+// is an OCI layout (index.json) holding a manifest that names info's
+// config: the index.json entry (matching `selector` when given) is the
+// target; documents are the target's index, the manifest and the
+// attestation manifests (and their blobs) referring to it. nullopt when the
+// store has no such manifest (a docker-archive of the classic store).
+Result<std::optional<DistributionIdentity>> read_distribution_identity(MemberStore& store,
+                                                                       const ImageInfo& info,
+                                                                       std::string_view selector);
+
 // The config's rootfs.diff_ids, in order.
 Result<std::vector<Digest>> parse_config_diff_ids(std::string_view config_bytes);
 

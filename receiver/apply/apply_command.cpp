@@ -25,6 +25,7 @@
 #include "common/engine/image_match.h"
 #include "common/layerstream/layer_stream.h"
 #include "common/layerstream/layer_workspace.h"
+#include "common/protocol/distribution_codec.h"
 #include "receiver/load/image_loader.h"
 
 namespace deltasync {
@@ -108,6 +109,19 @@ Status run_apply_command(const ApplyCommandOptions& options) {
                                                ": the config's layers differ from the header's");
   }
 
+  // The build host's distribution identity, when the bundle carries one;
+  // a damaged one costs only the exact Id (the content identity stands).
+  std::optional<DistributionIdentity> distribution;
+  std::string identity_note;
+  if (!header.target().distribution_zstd().empty()) {
+    auto decoded = decode_distribution(header.target().distribution_zstd(), target_chain);
+    if (decoded)
+      distribution = std::move(*decoded);
+    else
+      identity_note =
+          "the build host's distribution identity was not kept: " + decoded.error().message();
+  }
+
   Basis basis = Basis::build(basis_layers);
   LayerFiles basis_files;
   for (const auto* layer : basis_layers) basis_files.fds.push_back(workspace->fd(layer->diff_id));
@@ -159,7 +173,8 @@ Status run_apply_command(const ApplyCommandOptions& options) {
             }
             return LayerFileRef{workspace->fd(d), workspace->size(d)};
           },
-          tags));
+          tags, LoadOptions{distribution ? &*distribution : nullptr, workspace->dir()}));
+  if (identity_note.empty()) identity_note = loaded.identity_note;
   auto finished = std::chrono::steady_clock::now();
   double basis_s = std::chrono::duration<double>(basis_ready - started).count();
   double rebuild_s = std::chrono::duration<double>(rebuilt - basis_ready).count();
@@ -172,6 +187,9 @@ Status run_apply_command(const ApplyCommandOptions& options) {
         {"engine_image_id", loaded.engine_id},
         {"manifest_digest", loaded.engine_id_is_manifest() ? loaded.engine_id : ""},
         {"image_store", loaded.store},
+        {"same_id_as_build_host", loaded.same_as_source},
+        {"build_host_image_id", distribution ? distribution->target.digest.str() : ""},
+        {"identity_note", identity_note},
         {"tags", tags},
         {"layers_rebuilt", header.layers_size()},
         {"rebuilt_bytes", rebuilt_bytes},
@@ -191,7 +209,13 @@ Status run_apply_command(const ApplyCommandOptions& options) {
         basis_s, header.layers_size(), static_cast<double>(rebuilt_bytes) / (1 << 20), rebuild_s,
         rebuild_s > 0 ? static_cast<double>(rebuilt_bytes) / 1e6 / rebuild_s : 0.0, engine_prefix,
         load_s);
-    if (loaded.engine_id_is_manifest()) {
+    if (loaded.same_as_source) {
+      std::printf(
+          "  %s: image ID %s is the build host's (%s; every blob rebuilt and its digest "
+          "checked)\n",
+          loaded.store.c_str(), loaded.engine_id.c_str(), distribution->describe().c_str());
+    } else if (loaded.engine_id_is_manifest()) {
+      if (!identity_note.empty()) std::printf("  note: %s\n", identity_note.c_str());
       std::printf(
           "  %s: image ID %s is the manifest deltarecvd wrote (uncompressed layers), verified "
           "with config %s and every diff_id; the build host's manifest digest is not reproduced "

@@ -1,9 +1,16 @@
 #include "receiver/load/image_loader.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <nlohmann/json.hpp>
 
+#include "common/codec/go_gzip.h"
 #include "common/engine/load_archive.h"
+#include "common/image/blob_recipes.h"
 #include "common/image/image.h"
+#include "common/image/oci_layout_writer.h"
 #include "common/io/file.h"
 
 namespace deltasync {
@@ -49,12 +56,81 @@ Status check_loaded(EngineClient& engine, const std::string& id, const std::vect
   return ok_status();
 }
 
+// Rebuilds every compressed blob of `identity` into `scratch` (verified),
+// then loads the build host's own documents and blobs; the engine's Id must
+// then be the build host's target digest with the config's diff_ids.
+Result<std::string> load_with_source_identity(EngineClient& engine, const std::string& config,
+                                              const std::vector<Digest>& chain,
+                                              const std::vector<LayerFileRef>& files,
+                                              const DistributionIdentity& identity,
+                                              const std::vector<std::string>& tags,
+                                              const std::filesystem::path& scratch_parent) {
+  if (identity.layers.size() != chain.size())
+    return make_error(ErrorCode::kProtocol,
+                      "the distribution identity lists " + std::to_string(identity.layers.size()) +
+                          " layers, the config " + std::to_string(chain.size()));
+  if (auto missing = identity.unreproducible_layers(); !missing.empty())
+    return make_error(ErrorCode::kUnsupported,
+                      "layer " + std::to_string(missing.front()) + " (" +
+                          identity.layers[missing.front() - 1].blob.media_type +
+                          ") has no recipe: the build host could not reproduce its blob");
+  DS_ASSIGN_OR_RETURN(TempDir scratch, TempDir::create(scratch_parent, "blobs-"));
+  struct Blob {
+    UniqueFd fd;  // the rebuilt blob, or -1: the layer file itself
+    uint64_t size = 0;
+  };
+  std::vector<Blob> blobs(chain.size());
+  const GoGzip& gzip = GoGzip::installed();
+  for (size_t i = 0; i < chain.size(); ++i) {
+    const DistributionLayer& layer = identity.layers[i];
+    if (layer.diff_id != chain[i])
+      return make_error(ErrorCode::kProtocol, "the distribution identity's layer " +
+                                                  std::to_string(i + 1) + " is not the config's");
+    if (layer.uncompressed()) continue;
+    auto path = scratch.path() / layer.blob.digest.hex();
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return std::unexpected(errno_error(errno, "create " + path.string()));
+    blobs[i].fd = UniqueFd(fd);
+    int write_fd = ::dup(fd);
+    if (write_fd < 0) return std::unexpected(errno_error(errno, "dup " + path.string()));
+    FdSink sink(UniqueFd(write_fd), path.string());
+    FileSource tar(files[i].fd, 0, files[i].size, "layer " + chain[i].short_str());
+    DS_RETURN_IF_ERROR(
+        with_context(rebuild_blob(layer, tar, sink, gzip), "layer " + std::to_string(i + 1)));
+    DS_RETURN_IF_ERROR(sink.finish());
+    blobs[i].size = layer.blob.size;
+  }
+  auto produce = [&](ByteSink& sink) -> Status {
+    OciLayoutWriter writer(sink);
+    for (const auto& doc : identity.documents) DS_RETURN_IF_ERROR(writer.add_blob(doc));
+    DS_RETURN_IF_ERROR(writer.add_blob(config));
+    for (size_t i = 0; i < chain.size(); ++i) {
+      const DistributionLayer& layer = identity.layers[i];
+      if (blobs[i].fd.valid()) {
+        FileSource source(blobs[i].fd.get(), 0, blobs[i].size,
+                          "blob " + layer.blob.digest.short_str());
+        DS_RETURN_IF_ERROR(writer.add_blob(layer.blob.digest, blobs[i].size, source));
+      } else {
+        FileSource source(files[i].fd, 0, files[i].size, "layer " + chain[i].short_str());
+        DS_RETURN_IF_ERROR(writer.add_blob(layer.blob.digest, files[i].size, source));
+      }
+    }
+    return writer.finish(identity.target, tags);
+  };
+  DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(engine, produce));
+  (void)messages;
+  std::string id = identity.target.digest.str();
+  DS_RETURN_IF_ERROR(check_loaded(
+      engine, id, chain, identity.describe() + " (config " + Digest::of(config).str() + ")"));
+  return id;
+}
+
 }  // namespace
 
 Result<LoadedImage> load_image_into_engine(
     EngineClient& engine, const std::string& config, const std::vector<Digest>& chain,
     size_t engine_layers, const std::function<Result<LayerFileRef>(const Digest&)>& layer_file,
-    const std::vector<std::string>& tags) {
+    const std::vector<std::string>& tags, const LoadOptions& options) {
   LoadedImage result;
   result.config_digest = Digest::of(config);
   DS_ASSIGN_OR_RETURN(EngineInfo info, with_context(engine.info(), "before loading"));
@@ -66,6 +142,21 @@ Result<LoadedImage> load_image_into_engine(
       DS_ASSIGN_OR_RETURN(LayerFileRef file, layer_file(d));
       files.push_back(file);
       sizes.push_back({d, file.size});
+    }
+    if (options.distribution) {
+      auto exact = load_with_source_identity(
+          engine, config, chain, files, *options.distribution, tags,
+          options.scratch_dir.empty() ? default_temp_parent() : options.scratch_dir);
+      if (exact) {
+        result.engine_id = *exact;
+        result.same_as_source = true;
+        for (const auto& tag : tags) DS_RETURN_IF_ERROR(engine.tag_image(result.engine_id, tag));
+        return result;
+      }
+      if (exact.error().code() == ErrorCode::kCancelled) return std::unexpected(exact.error());
+      // The content identity still holds: load that, and say why the Id differs.
+      result.identity_note = "the build host's " + options.distribution->describe() +
+                             " was not kept: " + exact.error().message();
     }
     Digest manifest_digest;
     auto produce = [&](ByteSink& sink) -> Status {

@@ -17,6 +17,7 @@
 #include "common/image/image.h"
 #include "common/index/index_codec.h"
 #include "common/layerstream/layer_stream.h"
+#include "common/protocol/distribution_codec.h"
 #include "common/protocol/signature_ask_codec.h"
 #include "common/protocol/wire_channel.h"
 #include "receiver/load/image_loader.h"
@@ -497,6 +498,17 @@ class Session {
     if (config_chain != chain_)
       return make_error(ErrorCode::kProtocol, "the config's layers differ from Hello's");
     tags_.assign(target.tags().begin(), target.tags().end());
+    std::optional<DistributionIdentity> distribution;
+    if (!target.distribution_zstd().empty()) {
+      auto decoded = decode_distribution(target.distribution_zstd(), chain_);
+      if (decoded) {
+        distribution = std::move(*decoded);
+      } else {
+        identity_note_ =
+            "the build host's distribution identity was not kept: " + decoded.error().message();
+        spdlog::warn("{}{}", log_prefix_, identity_note_);
+      }
+    }
     std::vector<StoredLayer> opened;
     for (size_t i = choice_.engine_layers; i < chain_.size(); ++i) {
       if (!state_.store->has(chain_[i])) {
@@ -517,8 +529,12 @@ class Session {
             files.push_back(std::move(layer));
             return ref;
           },
-          tags_);
+          tags_, LoadOptions{distribution ? &*distribution : nullptr, state_.store->tmp_dir()});
       if (!loaded) return std::unexpected(std::move(loaded).error());
+      if (!loaded->identity_note.empty()) {
+        identity_note_ = loaded->identity_note;
+        spdlog::warn("{}{}", log_prefix_, identity_note_);
+      }
       if (auto linked = state_.store->link_engine_image(loaded->engine_id, image_id_); !linked)
         spdlog::warn("{}{}", log_prefix_, linked.error().message());
       loaded_engine_id_ = loaded->engine_id;
@@ -579,6 +595,7 @@ class Session {
         loaded_engine_id_.empty() ? choice_.target_engine_id : loaded_engine_id_;
     if (!engine_id.empty() && engine_id != image_id_.str()) result.set_engine_image_id(engine_id);
     result.set_image_store(site_store_);
+    result.set_identity_note(identity_note_);
     for (const auto& tag : tags_) result.add_tags(tag);
     auto& counters = *result.mutable_counters();
     counters.set_layers_rebuilt(layers_rebuilt_);
@@ -603,6 +620,7 @@ class Session {
   Digest image_id_;
   bool every_layer_in_archive_ = false;  // the containerd image store
   std::string loaded_engine_id_;         // the engine's ID of what we loaded
+  std::string identity_note_;            // why the build host's Id was not kept
   std::string site_store_;               // EngineInfo::describe() of the site's engine
   std::vector<Digest> chain_;
   std::string reference_;

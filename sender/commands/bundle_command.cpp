@@ -17,6 +17,7 @@
 #include "common/layerstream/layer_workspace.h"
 #include "sender/commands/open_images.h"
 #include "sender/diff/image_diff.h"
+#include "sender/identity/source_identity.h"
 
 namespace deltasync {
 
@@ -57,6 +58,8 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   for (const auto* layer : base_layers) basis_files.fds.push_back(workspace->fd(layer->diff_id));
 
   const ImageInfo& info = target->info();
+  DS_ASSIGN_OR_RETURN(SourceIdentity identity,
+                      prepare_source_identity(*target, options.require_same_id));
   wire::BundleHeader header;
   header.set_format_version(kBundleFormatVersion);
   header.set_effort(std::string(effort_name(effort)));
@@ -75,6 +78,7 @@ Status run_bundle_command(const BundleCommandOptions& options) {
     for (const auto& layer : info.layers) image->add_diff_ids(layer.diff_id.str());
   }
   for (const auto& tag : info.tags) image->add_tags(tag);
+  image->set_distribution_zstd(identity.encoded);
   if (base) {
     for (const auto& layer : base->info().layers)
       header.mutable_basis()->add_diff_ids(layer.diff_id.str());
@@ -132,6 +136,10 @@ Status run_bundle_command(const BundleCommandOptions& options) {
     nlohmann::json out = {{"bundle", options.output},
                           {"bytes", writer.bytes_written()},
                           {"image_id", info.image_id.str()},
+                          {"config_digest", info.image_id.str()},
+                          {"build_host_image_id", identity.image_id},
+                          {"same_id_on_containerd_store", identity.reproducible()},
+                          {"distribution_bytes", identity.encoded.size()},
                           {"layers_total", info.layers.size()},
                           {"layers_in_bundle", missing.size()},
                           {"missing_layer_bytes", missing_bytes},
@@ -166,6 +174,7 @@ Status run_bundle_command(const BundleCommandOptions& options) {
         human_bytes(total.delta_source_bytes).c_str(), human_bytes(total.delta_bytes).c_str(),
         static_cast<unsigned long long>(total.literal_files),
         human_bytes(total.literal_bytes).c_str());
+    std::printf("  identity: %s\n", identity.summary().c_str());
     std::printf("  time: %.2fs reading images, %.2fs encoding (effort %s)\n", prepare_s, encode_s,
                 std::string(effort_name(effort)).c_str());
   }

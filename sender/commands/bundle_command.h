@@ -15,6 +15,9 @@ struct BundleCommandOptions {
   std::string engine;
   std::string effort = "default";
   int threads = 2;
+  // Fail unless a site on Docker's containerd store will end with this
+  // image's own Id (every compressed blob rebuildable there).
+  bool require_same_id = false;
   bool json = false;
   bool quiet = false;
 };

@@ -330,6 +330,9 @@ Result<SendSummary> SiteSender::run() {
   summary_.dry_run = options_.dry_run;
   const ImageInfo& info = source_.info();
   summary_.image_id = info.image_id.str();
+  summary_.build_host_id = source_.identity().image_id;
+  if (summary_.build_host_id != summary_.image_id)
+    summary_.source_engine_id = summary_.build_host_id;
   chain_ = info.diff_ids();
   DS_RETURN_IF_ERROR(hello_and_inventory());
 
@@ -794,6 +797,7 @@ Status SiteSender::commit() {
       DS_ASSIGN_OR_RETURN(std::string packed, zstd_compress(info.config_bytes, 19));
       target.set_config_zstd(packed);
     }
+    target.set_distribution_zstd(source_.identity().encoded);
   }
   progress_.phase(options_.dry_run ? "asking" : "verifying",
                   options_.dry_run ? "the site to end the dry run" : "and loading on the site");
@@ -812,6 +816,7 @@ Status SiteSender::commit() {
   }
   summary_.site_engine_id = result.result().engine_image_id();
   summary_.site_image_store = result.result().image_store();
+  summary_.identity_note = result.result().identity_note();
   summary_.site_socket_bytes_received = result.result().counters().socket_bytes_received();
   summary_.site_socket_bytes_sent = result.result().counters().socket_bytes_sent();
   summary_.index_bytes = result.result().counters().index_bytes();
@@ -893,7 +898,7 @@ std::vector<SiteOutcome> run_send_command(const SendCommandOptions& options, Pro
     progress.push_back(&board.site(site));
   }
   progress.front()->phase("exporting", options.image);
-  auto source = SendSource::open(options.engine, options.image);
+  auto source = SendSource::open(options.engine, options.image, options.require_same_id);
   if (!source) {
     for (auto& outcome : outcomes) outcome.summary = std::unexpected(source.error());
     return outcomes;

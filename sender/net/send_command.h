@@ -30,6 +30,9 @@ struct SendCommandOptions {
   uint64_t segment_bytes = 8ull << 20;
   std::string cache_dir;  // basis indexes received from sites
   bool dry_run = false;
+  // Fail before sending unless a containerd-store site can end with the
+  // build host's own Id (--require-same-id).
+  bool require_same_id = false;
   std::chrono::milliseconds io_timeout{120000};
 };
 
@@ -55,6 +58,12 @@ struct SendSummary {
   std::string source_engine_id;  // the build engine's ID when it differs (containerd store)
   std::string site_engine_id;    // the site engine's ID when it differs (its manifest digest)
   std::string site_image_store;  // "containerd image store (native)", ...
+  std::string build_host_id;     // the Id on the build host (SourceIdentity::image_id)
+  std::string identity_note;     // from the site: why it did not keep the build host's Id
+  // The site's engine's Id equals build_host_id.
+  bool same_id_as_build_host() const {
+    return (site_engine_id.empty() ? image_id : site_engine_id) == build_host_id;
+  }
   bool dry_run = false;
   bool already_loaded = false;
   bool tls_session_resumed = false;  // the handshake resumed an earlier session (no certificates)

@@ -70,7 +70,13 @@ void print_one(const SendCommandOptions& options, const SendSummary& s, std::FIL
   }
   std::fprintf(out, "%s -> %s: loaded and verified on the site (%s)\n", options.image.c_str(),
                s.site.c_str(), s.image_id.c_str());
-  if (!s.site_engine_id.empty()) {
+  if (!s.site_engine_id.empty() && s.same_id_as_build_host()) {
+    std::fprintf(out,
+                 "  identity: the site's %s holds it as %s, the build host's own Id (config %s, "
+                 "every blob rebuilt and its digest checked)\n",
+                 s.site_image_store.c_str(), s.site_engine_id.c_str(), s.image_id.c_str());
+  } else if (!s.site_engine_id.empty()) {
+    if (!s.identity_note.empty()) std::fprintf(out, "  note: %s\n", s.identity_note.c_str());
     std::fprintf(out,
                  "  identity: config %s and every diff_id verified; the site's %s calls it %s "
                  "(the manifest deltarecvd wrote, with uncompressed layers)\n",
@@ -166,6 +172,9 @@ nlohmann::json site_result_json(const SendCommandOptions& options, const SiteOut
             {"config_digest", s.image_id},
             {"site_engine_image_id", s.site_engine_id.empty() ? s.image_id : s.site_engine_id},
             {"site_image_store", s.site_image_store},
+            {"build_host_image_id", s.build_host_id},
+            {"same_id_as_build_host", s.same_id_as_build_host()},
+            {"identity_note", s.identity_note},
             {"verified_on_site", !s.dry_run},
             {"already_loaded", s.already_loaded},
             {"tls_session_resumed", s.tls_session_resumed},

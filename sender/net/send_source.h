@@ -28,6 +28,7 @@
 #include "common/layerstream/layer_workspace.h"
 #include "common/util/result.h"
 #include "sender/commands/open_images.h"
+#include "sender/identity/source_identity.h"
 
 namespace deltasync {
 
@@ -62,9 +63,12 @@ struct SpooledStreams {
 class SendSource {
  public:
   static Result<std::unique_ptr<SendSource>> open(const std::string& engine,
-                                                  const std::string& image);
+                                                  const std::string& image,
+                                                  bool require_same_id = false);
 
   const ImageInfo& info() const { return target_->info(); }
+  // The build host's distribution identity, read and proved once.
+  const SourceIdentity& identity() const { return identity_; }
   // Layer `i` of the image: copied in and indexed on first use.
   Result<const LayerIndex*> target_layer(size_t i);
   // The workspace copy of a layer added by target_layer or local_basis.
@@ -93,6 +97,7 @@ class SendSource {
   std::mutex mutex_;
   ImageOpener opener_;
   std::unique_ptr<ImageReader> target_;
+  SourceIdentity identity_;
   std::unique_ptr<LayerWorkspace> workspace_;
   std::map<std::string, std::unique_ptr<ImageReader>> basis_images_;  // by image ID
   std::map<std::string, std::shared_future<std::shared_ptr<const SpooledStreams>>> spooled_;

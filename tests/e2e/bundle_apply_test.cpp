@@ -138,6 +138,13 @@ TEST_F(BundleApplyTest, AppliedImageIsBitIdentical) {
         engine_ids_are_config_digests(receiver_engine())) {
       EXPECT_EQ(got["Id"], sent["Id"]);
     }
+    // The distribution identity: on the containerd store, BuildKit's blobs
+    // rebuilt with forky's Go give the build host's own Id.
+    if (test_expects_same_id()) {
+      EXPECT_TRUE(summary["same_id_on_containerd_store"].get<bool>()) << made.output;
+      EXPECT_EQ(summary["build_host_image_id"], sent["Id"]);
+      EXPECT_EQ(got["Id"], sent["Id"]) << applied.output;
+    }
   }
 }
 

@@ -164,6 +164,16 @@ TEST_F(DaemonTransferTest, LocalAndRemoteBasisLoadTheSameImage) {
   ASSERT_TRUE(site_id.ok()) << site_id.error_output;
   std::string shown = site_id.output.substr(0, site_id.output.find_first_of("\n "));
   EXPECT_EQ(local["site_engine_image_id"], shown);
+  CommandResult build_id =
+      run_docker(sender_engine(), {"image", "inspect", "--format", "{{.Id}}", tag_ + ":2"});
+  ASSERT_TRUE(build_id.ok()) << build_id.error_output;
+  std::string build_shown = build_id.output.substr(0, build_id.output.find_first_of("\n "));
+  EXPECT_EQ(local["build_host_image_id"], build_shown);
+  EXPECT_EQ(local["same_id_as_build_host"].get<bool>(), shown == build_shown);
+  if (test_expects_same_id()) {
+    EXPECT_EQ(shown, build_shown) << local.dump();
+    EXPECT_EQ(local["identity_note"], "");
+  }
   if (engine_ids_are_config_digests(receiver_engine())) {
     EXPECT_EQ(shown, target_id_);
   } else {
@@ -210,6 +220,9 @@ TEST_F(DaemonTransferTest, LocalAndRemoteBasisLoadTheSameImage) {
   auto remote = send({"--no-local-basis"});
   EXPECT_EQ(remote["mode"], "remote");
   EXPECT_EQ(remote["image_id"], target_id_);
+  if (test_expects_same_id()) {
+    EXPECT_EQ(remote["site_engine_image_id"], build_shown);
+  }
   expect_site_has_target();
   uint64_t remote_bytes =
       remote["socket_bytes_sent"].get<uint64_t>() + remote["socket_bytes_received"].get<uint64_t>();

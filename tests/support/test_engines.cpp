@@ -273,4 +273,9 @@ Status remove_image_cli(const std::string& engine, const std::string& ref) {
   return std::unexpected(command_error("docker rmi " + ref, result));
 }
 
+bool test_expects_same_id() {
+  const char* value = std::getenv("DELTASYNC_TEST_EXPECT_SAME_ID");
+  return value && std::string_view(value) == "1";
+}
+
 }  // namespace deltasync::testing

@@ -90,6 +90,11 @@ Result<std::string> build_image(const std::string& engine, const std::filesystem
 std::string image_id_of(const std::string& engine, const std::string& ref);
 // False for Docker's containerd image store (its IDs are manifest digests).
 bool engine_ids_are_config_digests(const std::string& engine);
+// DELTASYNC_TEST_EXPECT_SAME_ID=1 (the matrix's containerd-store run, whose
+// build has the deltasync-gzip helper of forky's Go): a site on the
+// containerd store must end with the build host's own Id, not only the
+// content identity.
+bool test_expects_same_id();
 
 // `docker rmi -f <ref>`, ignoring "no such image".
 Status remove_image_cli(const std::string& engine, const std::string& ref);
