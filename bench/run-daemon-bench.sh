@@ -321,7 +321,9 @@ for run in ("local", "again-local", "remote", "again-remote", "remote-warm"):
         sys.exit("%s: %s: mode %s, already_loaded %s" % (pair, run, j["mode"], j["already_loaded"]))
     r = {k: j[k] for k in ("mode", "already_loaded", "socket_bytes_sent", "socket_bytes_received",
                            "missing_layer_bytes", "pull_estimate_bytes", "layers_sent", "seconds",
-                           "stream_bytes", "index_bytes", "signature_bytes", "image_id") if k in j}
+                           "stream_bytes", "index_bytes", "signature_bytes", "image_id",
+                           "build_host_image_id", "site_engine_image_id", "same_id_as_build_host",
+                           "site_image_store") if k in j}
     r["socket_bytes"] = j["socket_bytes_sent"] + j["socket_bytes_received"]
     r["wall_seconds"] = float(open("%s/%s.json.wall" % (logs, run)).read())
     r["layers"] = [{"layer": int(m[0]), "diff_id": m[1], "segments": int(m[2]), "entries": int(m[3]),
@@ -433,6 +435,20 @@ for r in rows:
         r["pair"], b(r["missing_layer_bytes"]), b(bun), b(loc), ratio(loc, bun), b(rem), ratio(rem, bun),
         b(again), r["bundle_default_seconds"], r["local"]["seconds"], r["remote"]["seconds"],
         r["again_local"]["seconds"]))
+print()
+print("The site's Id (local and remote runs) against the build host's:")
+print()
+print("| pair | site's store | build host's Id | local: site's Id | remote: site's Id | same |")
+print("|---|---|---|---|---|:-:|")
+for r in rows:
+    if "failed" in r:
+        continue
+    lo, re_ = r["local"], r["remote"]
+    same = lo.get("same_id_as_build_host") and re_.get("same_id_as_build_host")
+    print("| %s | %s | %s | %s | %s | %s |" % (
+        r["pair"], lo.get("site_image_store", "?"), lo.get("build_host_image_id", "?")[:19],
+        lo.get("site_engine_image_id", "?")[:19], re_.get("site_engine_image_id", "?")[:19],
+        "yes" if same else "no"))
 print()
 print("Without the fixed cost of a session (the already-loaded bytes: TLS handshake, Hello, "
       "Inventory, Commit, Result) subtracted from local and remote; targets local <= 1.1x, "

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/codec/go_gzip.h"
 #include "common/engine/engine_client.h"
 #include "common/net/frame_channel.h"
 #include "common/protocol/wire_channel.h"
@@ -79,6 +80,8 @@ Status run_serve_command(const ServeOptions& options) {
   std::string ready = "listening on " + listen.first + ":" + std::to_string(server->port()) +
                       ", store " + options.store + ", engine " + engine_address;
   spdlog::info("{}", ready);
+  // What lets a containerd-store engine here hold the build host's own Id.
+  spdlog::info("Go gzip helpers for the build host's blobs: {}", GoGzip::installed().describe());
   notify_ready(ready);
   // The watchdog is fed while the accept loop lives.
   std::atomic<bool> running{true};

@@ -106,6 +106,13 @@ fi
 if [ -f "$src/deploy/make-certs.sh" ]; then
   has -rwxr-xr-x /usr/share/deltasync/make-certs.sh
 fi
+# The deltasync-gzip helpers the build made (cmake/GoGzipHelpers.cmake).
+helpers=()
+for h in "$build"/libexec/deltasync/deltasync-gzip-*; do
+  [ -e "$h" ] || continue
+  helpers+=("$(basename "$h")")
+  has -rwxr-xr-x "/usr/libexec/deltasync/$(basename "$h")"
+done
 if grep -qE ' \./usr/local/| \./home/| \./root/' "$work/contents.txt"; then
   fail "files outside the Debian layout: $(grep -E ' \./usr/local/| \./home/| \./root/' "$work/contents.txt")"
 fi
@@ -179,6 +186,13 @@ for bin in deltasend deltarecvd; do
   "$root/usr/bin/$bin" --help >"$work/$bin.help" 2>&1 || { cat "$work/$bin.help"; fail "$bin --help failed"; }
   grep -q "^$bin: " "$work/$bin.help" || { cat "$work/$bin.help"; fail "$bin --help: unexpected output"; }
   echo "$bin --help: ok ($(head -n1 "$work/$bin.help"))"
+done
+
+# The helpers run where the binaries look for them (<bin>/../libexec/deltasync).
+for h in "${helpers[@]}"; do
+  v="$("$root/usr/libexec/deltasync/$h" -version)" || fail "$h -version failed"
+  [ "deltasync-gzip-$v" = "$h" ] || fail "$h says it is $v"
+  echo "$h: ok"
 done
 
 # Reinstall keeps a locally edited conffile (it is a conffile, not a plain file).
