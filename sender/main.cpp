@@ -99,6 +99,9 @@ int main(int argc, char** argv) {
   app.add_flag("--require-same-id", send.require_same_id,
                "fail before sending unless a site on Docker's containerd image store will hold "
                "the image under this build host's own Id (every compressed blob rebuildable)");
+  app.add_option("--platform", send.platform,
+                 "which image of a multi-platform image to ship: os/arch[/variant], e.g. "
+                 "linux/arm64 (default: this host's, as the engine chooses)");
   bool send_json = false, send_quiet = false;
   app.add_flag("--json", send_json,
                "print newline-delimited JSON events on stdout, the last one the result");
@@ -158,6 +161,8 @@ int main(int argc, char** argv) {
   bundle_cmd->add_flag("--require-same-id", bundle.require_same_id,
                        "fail unless a site on Docker's containerd image store will hold the image "
                        "under this build host's own Id");
+  bundle_cmd->add_option("--platform", bundle.platform,
+                         "which image of a multi-platform image: os/arch[/variant]");
   bundle_cmd->add_flag("--json", bundle.json, "print the result as JSON");
   bundle_cmd->add_flag("-q,--quiet", bundle.quiet, "print nothing on success");
   bundle_cmd->footer(
@@ -252,6 +257,7 @@ int main(int argc, char** argv) {
       if (top_given("--threads") && !sub_given("--threads")) bundle.threads = send.threads;
       if (top_given("--json")) bundle.json = true;
       if (top_given("--require-same-id")) bundle.require_same_id = true;
+      if (top_given("--platform") && !sub_given("--platform")) bundle.platform = send.platform;
       if (top_given("--quiet")) bundle.quiet = true;
     } else if (sub == diff_cmd) {
       if (top_given("--json")) diff.json = true;

@@ -332,13 +332,22 @@ struct EngineClient::Impl {
                      "): " + engine_detail::error_message_from_body(body, status));
   }
 
-  Status export_image(const std::string& name, ByteSink& out) {
+  Status export_image(const std::string& name, ByteSink& out, const std::string& platform) {
     DS_ASSIGN_OR_RETURN(std::string api, prefix());
     std::string what = "export of " + name;
     Connection connection(options, what);
     DS_RETURN_IF_ERROR(connection.connect());
-    http::request<http::empty_body> request{
-        http::verb::get, api + "/images/" + engine_detail::url_encode_path(name) + "/get", 11};
+    std::string target = api + "/images/" + engine_detail::url_encode_path(name) + "/get";
+    if (!platform.empty()) {
+      // The Engine API takes an OCI platform as JSON.
+      nlohmann::json p;
+      size_t first = platform.find('/'), second = platform.find('/', first + 1);
+      p["os"] = platform.substr(0, first);
+      p["architecture"] = first == std::string::npos ? "" : platform.substr(first + 1, second - first - 1);
+      if (second != std::string::npos) p["variant"] = platform.substr(second + 1);
+      target += "?platform=" + engine_detail::url_encode_query(p.dump());
+    }
+    http::request<http::empty_body> request{http::verb::get, target, 11};
     set_common_headers(request);
     request.prepare_payload();
     DS_RETURN_IF_ERROR(connection.write(request));
@@ -564,9 +573,10 @@ Result<EngineImageDetail> EngineClient::inspect_image(const std::string& name) {
   });
 }
 
-Status EngineClient::export_image(const std::string& name, ByteSink& out) {
+Status EngineClient::export_image(const std::string& name, ByteSink& out,
+                                  const std::string& platform) {
   return guarded(options_.address, "export " + name,
-                 [&]() -> Status { return impl_->export_image(name, out); });
+                 [&]() -> Status { return impl_->export_image(name, out, platform); });
 }
 
 Result<std::vector<std::string>> EngineClient::load_image(ByteSource& archive) {

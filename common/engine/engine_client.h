@@ -100,7 +100,9 @@ class EngineClient {
   Result<EngineImageDetail> inspect_image(const std::string& name);
   // GET /images/{name}/get: streams the `docker save` archive into `out`
   // (out.finish() is not called; the caller finishes/publishes it).
-  Status export_image(const std::string& name, ByteSink& out);
+  // `platform` ("linux/arm64"; empty: what the engine exports by default)
+  // selects one platform of a multi-platform image (API 1.48+).
+  Status export_image(const std::string& name, ByteSink& out, const std::string& platform = "");
   // POST /images/load: streams a docker-archive from `archive` (chunked).
   // Returns the engine's progress messages ("Loaded image: app:2.0.0").
   Result<std::vector<std::string>> load_image(ByteSource& archive);

@@ -40,6 +40,9 @@ struct ImageRef {
   // picks one image by ref name / tag when the archive holds several.
   std::string oci_ref;
   std::string original;  // as the user wrote it
+  // "os/arch[/variant]" (--platform): which image of a multi-platform index;
+  // empty: this host's, as the engine chooses.
+  std::string platform;
 
   static Result<ImageRef> parse(const std::string& text);
   bool is_engine() const { return transport == Transport::kEngine; }

@@ -86,10 +86,16 @@ Result<std::unique_ptr<LayoutImageReader>> read_layout(std::unique_ptr<MemberSto
                                                        std::string description) {
   Result<ImageLayout> layout = ref.transport == ImageRef::Transport::kDockerArchive ||
                                        ref.transport == ImageRef::Transport::kEngine
-                                   ? read_docker_archive_layout(*store, ref.oci_ref)
-                                   : read_oci_layout(*store, ref.oci_ref);
+                                   ? read_docker_archive_layout(*store, ref.oci_ref, ref.platform)
+                                   : read_oci_layout(*store, ref.oci_ref, ref.platform);
   if (!layout) return std::unexpected(std::move(layout).error());
   DS_ASSIGN_OR_RETURN(ImageInfo info, read_image_info(*store, *layout));
+  if (!ref.platform.empty()) {
+    std::string got = info.os + "/" + info.architecture;
+    if (!ref.platform.starts_with(got))
+      return make_error(ErrorCode::kNotFound, "the image is for " + got + ", not " +
+                                                  ref.platform + " (--platform)");
+  }
   // The distribution identity is extra: a layout whose documents we cannot
   // follow still gives the content identity.
   if (auto distribution = read_distribution_identity(*store, info, ref.oci_ref); distribution)
@@ -121,7 +127,7 @@ Result<std::unique_ptr<ImageReader>> open_engine_image(const ImageRef& ref, Engi
   if (sink_fd < 0) return std::unexpected(errno_error(errno, "dup temp file"));
   FdSink sink(UniqueFd(sink_fd), "temp file for the export of " + ref.location);
   DS_RETURN_IF_ERROR(
-      with_context(engine.export_image(ref.location, sink), "export " + description));
+      with_context(engine.export_image(ref.location, sink, ref.platform), "export " + description));
   DS_RETURN_IF_ERROR(sink.finish());
 
   std::string archive_name = "export of " + description;

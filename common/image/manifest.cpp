@@ -194,7 +194,8 @@ std::string describe_choices(const std::vector<Descriptor>& list) {
 // several naming the same digest), else this host's platform among those
 // whose blob the layout holds.
 Result<Descriptor> choose_descriptor(MemberStore& store, std::vector<Descriptor> list,
-                                     std::string_view selector, const std::string& what) {
+                                     std::string_view selector, const std::string& what,
+                                     std::string_view platform = "") {
   if (!selector.empty()) {
     std::vector<Descriptor> matching;
     for (const auto& d : list) {
@@ -210,7 +211,23 @@ Result<Descriptor> choose_descriptor(MemberStore& store, std::vector<Descriptor>
   if (list.empty()) return make_error(ErrorCode::kCorrupt, what + ": lists no image manifests");
   bool all_same = std::all_of(list.begin(), list.end(),
                               [&](const Descriptor& d) { return d.digest == list[0].digest; });
-  if (all_same) return list[0];
+  if (all_same && platform.empty()) return list[0];
+  if (!platform.empty()) {
+    // The platform asked for (--platform), present or not: its absence is
+    // an error naming what the layout holds.
+    for (const auto& d : list) {
+      if (d.os.empty()) continue;
+      if (d.platform() == platform ||
+          (d.variant.empty() == false && d.os + "/" + d.architecture == platform)) {
+        DS_ASSIGN_OR_RETURN(auto size, store.size_of(d.member()));
+        if (size) return d;
+      }
+    }
+    if (all_same) return list[0];  // an entry naming a single manifest, checked later
+    return make_error(ErrorCode::kNotFound, what + ": holds no image for " +
+                                                std::string(platform) +
+                                                " (it lists: " + describe_choices(list) + ")");
+  }
 
   std::vector<Descriptor> present;
   for (const auto& d : list) {
@@ -265,7 +282,7 @@ bool supported_layer_type(const std::string& media_type) {
 
 // Follows a descriptor through nested indexes down to an image manifest.
 Result<ImageLayout> resolve_manifest(MemberStore& store, const Descriptor& d, int depth,
-                                     const std::string& what) {
+                                     const std::string& what, std::string_view platform) {
   if (depth > kMaxIndexDepth) {
     return make_error(ErrorCode::kCorrupt, what + ": image indexes nest too deeply");
   }
@@ -277,8 +294,8 @@ Result<ImageLayout> resolve_manifest(MemberStore& store, const Descriptor& d, in
       (media_type.empty() && field(doc, "manifests"))) {
     DS_ASSIGN_OR_RETURN(auto list, parse_descriptor_list(doc, "manifests", blob_what));
     DS_ASSIGN_OR_RETURN(Descriptor chosen,
-                        choose_descriptor(store, std::move(list), "", blob_what));
-    return resolve_manifest(store, chosen, depth + 1, blob_what);
+                        choose_descriptor(store, std::move(list), "", blob_what, platform));
+    return resolve_manifest(store, chosen, depth + 1, blob_what, platform);
   }
   const json* config = field(doc, "config");
   if (!config) return make_error(ErrorCode::kCorrupt, blob_what + ": missing \"config\"");
@@ -356,8 +373,13 @@ bool reference_matches(std::string_view selector, std::string_view name) {
   return selector == name || familiar_reference(selector) == familiar_reference(name);
 }
 
-Result<ImageLayout> read_docker_archive_layout(MemberStore& store, std::string_view selector) {
+Result<ImageLayout> read_docker_archive_layout(MemberStore& store, std::string_view selector,
+                                               std::string_view platform) {
   DS_ASSIGN_OR_RETURN(auto manifest_size, store.size_of("manifest.json"));
+  DS_ASSIGN_OR_RETURN(auto oci_index_size, store.size_of("index.json"));
+  // manifest.json names one platform per image; a platform asked for is
+  // looked up in the OCI index when the archive has one.
+  if (!platform.empty() && oci_index_size) return read_oci_layout(store, selector, platform);
   if (!manifest_size) {
     DS_ASSIGN_OR_RETURN(auto index_size, store.size_of("index.json"));
     if (!index_size) {
@@ -365,7 +387,7 @@ Result<ImageLayout> read_docker_archive_layout(MemberStore& store, std::string_v
                         "neither manifest.json nor index.json is in the archive, so it is not "
                         "a docker save archive (or it is truncated)");
     }
-    return read_oci_layout(store, selector);
+    return read_oci_layout(store, selector, platform);
   }
   const std::string what = "manifest.json";
   DS_ASSIGN_OR_RETURN(std::string bytes, with_context(store.read_small(what, kMaxJsonBytes), what));
@@ -419,7 +441,8 @@ Result<ImageLayout> read_docker_archive_layout(MemberStore& store, std::string_v
   return layout;
 }
 
-Result<ImageLayout> read_oci_layout(MemberStore& store, std::string_view selector) {
+Result<ImageLayout> read_oci_layout(MemberStore& store, std::string_view selector,
+                                    std::string_view platform) {
   const std::string what = "index.json";
   DS_ASSIGN_OR_RETURN(auto index_size, store.size_of(what));
   if (!index_size) {
@@ -429,8 +452,8 @@ Result<ImageLayout> read_oci_layout(MemberStore& store, std::string_view selecto
   DS_ASSIGN_OR_RETURN(std::string bytes, with_context(store.read_small(what, kMaxJsonBytes), what));
   DS_ASSIGN_OR_RETURN(json doc, parse_json(bytes, what));
   DS_ASSIGN_OR_RETURN(auto list, parse_descriptor_list(doc, "manifests", what));
-  DS_ASSIGN_OR_RETURN(Descriptor chosen, choose_descriptor(store, list, selector, what));
-  DS_ASSIGN_OR_RETURN(ImageLayout layout, resolve_manifest(store, chosen, 0, what));
+  DS_ASSIGN_OR_RETURN(Descriptor chosen, choose_descriptor(store, list, selector, what, platform));
+  DS_ASSIGN_OR_RETURN(ImageLayout layout, resolve_manifest(store, chosen, 0, what, platform));
   // Every entry naming the chosen digest contributes its tag.
   for (const auto& d : list) {
     if (d.digest != chosen.digest) continue;

@@ -42,11 +42,15 @@ struct ImageLayout {
 // A docker-archive: manifest.json when present (legacy and OCI-in-tar
 // layouts), else index.json (newer OCI-in-tar without manifest.json).
 // `selector` picks one image when the archive holds several (by tag).
-Result<ImageLayout> read_docker_archive_layout(MemberStore& store, std::string_view selector);
+// `platform` ("linux/arm64", "linux/arm/v7"; empty: this host's) picks one
+// image of a multi-platform index.
+Result<ImageLayout> read_docker_archive_layout(MemberStore& store, std::string_view selector,
+                                               std::string_view platform = "");
 // An OCI image layout: index.json, then nested image indexes down to one
 // manifest. `selector` matches org.opencontainers.image.ref.name or
 // io.containerd.image.name; nested indexes pick this host's platform.
-Result<ImageLayout> read_oci_layout(MemberStore& store, std::string_view selector);
+Result<ImageLayout> read_oci_layout(MemberStore& store, std::string_view selector,
+                                    std::string_view platform = "");
 // Reads the config the layout names and checks it against the layout.
 Result<ImageInfo> read_image_info(MemberStore& store, const ImageLayout& layout);
 

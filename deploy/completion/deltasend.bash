@@ -23,9 +23,9 @@ _deltasend_subcommands='bundle diff diff-image status'
 # Before or after a subcommand.
 _deltasend_opts_global='-h --help --config --engine --log-level'
 # deltasend IMAGE --to HOST (no subcommand).
-_deltasend_opts_send='--to --to-file --cert --key --ca --effort --threads --no-local-basis --require-same-id
+_deltasend_opts_send='--to --to-file --cert --key --ca --effort --threads --no-local-basis --require-same-id --platform
   --cache-dir --segment-bytes --dry-run --rate --parallel --json -q --quiet'
-_deltasend_opts_bundle='--base -o --output --effort --threads --require-same-id --json -q --quiet'
+_deltasend_opts_bundle='--base -o --output --effort --threads --require-same-id --platform --json -q --quiet'
 _deltasend_opts_diff='--json --summary --include-dir-mtime'
 _deltasend_opts_diff_image='-t --tag --json -q --quiet'
 _deltasend_opts_status='--to --cert --key --ca --json'

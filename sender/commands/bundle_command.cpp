@@ -29,8 +29,8 @@ Status run_bundle_command(const BundleCommandOptions& options) {
 
   // The two images are exported by the engine at the same time (each
   // opener has its own engine client: a client serves one call at a time).
-  ImageOpener opener(options.engine);
-  ImageOpener base_opener(options.engine);
+  ImageOpener opener(options.engine, options.platform);
+  ImageOpener base_opener(options.engine, options.platform);
   std::future<Result<std::unique_ptr<ImageReader>>> base_future;
   if (!options.base.empty()) {
     base_future = std::async(std::launch::async, [&] { return base_opener.open(options.base); });

@@ -18,6 +18,7 @@ struct BundleCommandOptions {
   // Fail unless a site on Docker's containerd store will end with this
   // image's own Id (every compressed blob rebuildable there).
   bool require_same_id = false;
+  std::string platform;  // --platform: os/arch[/variant]; empty: this host's
   bool json = false;
   bool quiet = false;
 };

@@ -12,6 +12,7 @@ Result<EngineClient*> ImageOpener::engine() {
 
 Result<std::unique_ptr<ImageReader>> ImageOpener::open(const std::string& reference) {
   DS_ASSIGN_OR_RETURN(ImageRef ref, ImageRef::parse(reference));
+  ref.platform = platform_;
   EngineClient* client = nullptr;
   if (ref.is_engine()) {
     DS_ASSIGN_OR_RETURN(client, engine());

@@ -14,13 +14,17 @@ namespace deltasync {
 
 class ImageOpener {
  public:
-  explicit ImageOpener(std::string engine_flag) : engine_flag_(std::move(engine_flag)) {}
+  // `platform` ("linux/arm64"; empty: this host's) picks one image of a
+  // multi-platform index, for every image this opener opens.
+  explicit ImageOpener(std::string engine_flag, std::string platform = "")
+      : engine_flag_(std::move(engine_flag)), platform_(std::move(platform)) {}
   Result<std::unique_ptr<ImageReader>> open(const std::string& reference);
   // The engine client, created on first use.
   Result<EngineClient*> engine();
 
  private:
   std::string engine_flag_;
+  std::string platform_;
   std::unique_ptr<EngineClient> engine_;
 };
 

@@ -898,7 +898,8 @@ std::vector<SiteOutcome> run_send_command(const SendCommandOptions& options, Pro
     progress.push_back(&board.site(site));
   }
   progress.front()->phase("exporting", options.image);
-  auto source = SendSource::open(options.engine, options.image, options.require_same_id);
+  auto source = SendSource::open(options.engine, options.image, options.require_same_id,
+                                 options.platform);
   if (!source) {
     for (auto& outcome : outcomes) outcome.summary = std::unexpected(source.error());
     return outcomes;

@@ -33,6 +33,7 @@ struct SendCommandOptions {
   // Fail before sending unless a containerd-store site can end with the
   // build host's own Id (--require-same-id).
   bool require_same_id = false;
+  std::string platform;  // --platform: os/arch[/variant]; empty: this host's
   std::chrono::milliseconds io_timeout{120000};
 };
 

@@ -64,7 +64,8 @@ class SendSource {
  public:
   static Result<std::unique_ptr<SendSource>> open(const std::string& engine,
                                                   const std::string& image,
-                                                  bool require_same_id = false);
+                                                  bool require_same_id = false,
+                                                  const std::string& platform = "");
 
   const ImageInfo& info() const { return target_->info(); }
   // The build host's distribution identity, read and proved once.
@@ -92,7 +93,8 @@ class SendSource {
       const std::function<SpooledStreams(const std::filesystem::path& dir)>& encode);
 
  private:
-  SendSource(std::string engine) : opener_(std::move(engine)) {}
+  SendSource(std::string engine, std::string platform)
+      : opener_(std::move(engine), std::move(platform)) {}
 
   std::mutex mutex_;
   ImageOpener opener_;
