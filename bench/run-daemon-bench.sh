@@ -89,6 +89,9 @@ work="$(cd "$work" && pwd)"
 # Copies of the binaries, so a rebuild during the run cannot mix versions.
 cp "$build_dir/sender/deltasend" "$work/bin/deltasend"
 cp "$build_dir/receiver/deltarecvd" "$work/bin/deltarecvd"
+# The deltasync-gzip helpers go beside the copies (<bin>/../libexec/deltasync).
+rm -rf "$work/libexec" && mkdir -p "$work/libexec"
+if [ -d "$build_dir/libexec/deltasync" ]; then cp -r "$build_dir/libexec/deltasync" "$work/libexec/"; fi
 deltasend="$work/bin/deltasend"
 deltarecvd="$work/bin/deltarecvd"
 "$deltasend" --help 2>/dev/null | grep -q -- "--no-local-basis" || die "$deltasend has no --to / --no-local-basis"

@@ -59,6 +59,9 @@ fi
 rm -rf "$work"
 mkdir -p "$work/bin" "$results"
 cp "$build_dir/sender/deltasend" "$build_dir/receiver/deltarecvd" "$work/bin/"
+# The deltasync-gzip helpers go beside the copies (<bin>/../libexec/deltasync).
+rm -rf "$work/libexec" && mkdir -p "$work/libexec"
+if [ -d "$build_dir/libexec/deltasync" ]; then cp -r "$build_dir/libexec/deltasync" "$work/libexec/"; fi
 deltasend="$work/bin/deltasend"
 deltarecvd="$work/bin/deltarecvd"
 

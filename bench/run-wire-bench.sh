@@ -53,6 +53,9 @@ if [ -x "$build_dir/receiver/deltarecvd" ]; then
   cp "$build_dir/receiver/deltarecvd" "$work/bin/deltarecvd"
   deltarecvd="$work/bin/deltarecvd"
 fi
+# The deltasync-gzip helpers go beside the copies (<bin>/../libexec/deltasync).
+rm -rf "$work/libexec" && mkdir -p "$work/libexec"
+if [ -d "$build_dir/libexec/deltasync" ]; then cp -r "$build_dir/libexec/deltasync" "$work/libexec/"; fi
 has_bundle=0 has_apply=0
 if [ -n "$deltasend" ] && "$deltasend" bundle --help >/dev/null 2>&1; then has_bundle=1; fi
 if [ "$has_bundle" = 1 ] && [ -n "$deltarecvd" ] && "$deltarecvd" apply --help >/dev/null 2>&1; then has_apply=1; fi
