@@ -13,6 +13,7 @@ packages=(
   debootstrap  # scripts/forky-root.sh: the engine matrix's newer engines
   golang-go  # the deltasync-gzip helper (cmake/GoGzipHelpers.cmake): Go's own gzip, rebuilt byte for byte
   podman  # tests/e2e/podman_test.sh: the engines behind Podman's Docker-compatible API
+  uidmap  # tests/e2e/podman_rootless_test.sh: rootless Podman (newuidmap)
   clang clang-format
   systemd dpkg-dev init-system-helpers
 )

@@ -19,6 +19,9 @@
 // negotiated version is cached in the client without a lock).
 #include "common/engine/engine_client.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
@@ -450,7 +453,18 @@ Result<std::string> resolve_engine_address(const std::string& flag_value) {
       origin = "DOCKER_HOST";
     }
   }
-  if (value.empty()) return std::string(kDefaultAddress);
+  if (value.empty()) {
+    std::vector<std::string> candidates{std::string(kDefaultAddress.substr(kUnixScheme.size()))};
+    const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
+    if (::geteuid() != 0 && runtime_dir != nullptr && *runtime_dir == '/')
+      candidates.push_back(std::string(runtime_dir) + "/podman/podman.sock");
+    candidates.push_back("/run/podman/podman.sock");
+    for (const auto& path : candidates) {
+      struct stat st;
+      if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return std::string(kUnixScheme) + path;
+    }
+    return std::string(kDefaultAddress);
+  }
   if (!value.starts_with(kUnixScheme)) {
     if (value.find("://") != std::string::npos) {
       return make_error(

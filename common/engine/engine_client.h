@@ -32,8 +32,11 @@ struct EngineOptions {
   std::chrono::seconds io_timeout{300};
 };
 
-// --engine value if non-empty, else $DOCKER_HOST, else unix:///var/run/docker.sock.
-// Only unix:// addresses are supported (clear error otherwise).
+// --engine value if non-empty, else $DOCKER_HOST, else the first of these
+// sockets that exists: /var/run/docker.sock; for a user other than root,
+// rootless Podman's $XDG_RUNTIME_DIR/podman/podman.sock; rootful Podman's
+// /run/podman/podman.sock. None: unix:///var/run/docker.sock (whose error
+// then names it). Only unix:// addresses are supported (clear error otherwise).
 Result<std::string> resolve_engine_address(const std::string& flag_value);
 
 struct EngineVersion {
