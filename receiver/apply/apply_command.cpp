@@ -26,7 +26,7 @@
 #include "common/layerstream/layer_stream.h"
 #include "common/layerstream/layer_workspace.h"
 #include "common/protocol/distribution_codec.h"
-#include "receiver/load/image_loader.h"
+#include "common/load/image_loader.h"
 
 namespace deltasync {
 

@@ -20,7 +20,7 @@
 #include "common/protocol/distribution_codec.h"
 #include "common/protocol/signature_ask_codec.h"
 #include "common/protocol/wire_channel.h"
-#include "receiver/load/image_loader.h"
+#include "common/load/image_loader.h"
 #include "receiver/service/basis_choice.h"
 
 namespace deltasync {

@@ -21,6 +21,7 @@
 #include "common/codec/compression.h"
 #include "common/engine/engine_client.h"
 #include "common/engine/load_archive.h"
+#include "common/load/image_loader.h"
 #include "common/image/manifest.h"
 #include "common/index/image_indexer.h"
 #include "common/io/file.h"
@@ -201,33 +202,30 @@ Result<DiffImageResult> make_diff_image(const DiffImageCommandOptions& options) 
   } else if (held.error().code() != ErrorCode::kNotFound) {
     return std::unexpected(held.error());
   }
-  result.base_layers_loaded = base_info.layers.size() - engine_has;
-  auto produce = [&](ByteSink& sink) -> Status {
-    DockerArchiveWriter writer(sink, config, result.tags);
+  // The loader asks for the layers it needs: on the classic store only those
+  // past `engine_has`, on the containerd store all of them.
+  std::vector<Digest> chain;
+  for (const auto& layer : base_info.layers) chain.push_back(layer.diff_id);
+  chain.push_back(written.diff_id);
+  size_t base_copied = 0;
+  auto layer_ref = [&](const Digest& d) -> Result<LayerFileRef> {
+    if (d == written.diff_id) return LayerFileRef{layer_fd, written.size};
     for (size_t i = 0; i < base_info.layers.size(); ++i) {
-      const Digest& d = base_info.layers[i].diff_id;
-      if (i < engine_has) {
-        DS_RETURN_IF_ERROR(writer.skip_layer(d));
-        continue;
+      if (base_info.layers[i].diff_id != d) continue;
+      if (!workspace->has(d)) {
+        DS_RETURN_IF_ERROR(workspace->add_from_image(*base, i));
+        ++base_copied;
       }
-      DS_ASSIGN_OR_RETURN(auto source, base->open_layer(i));
-      DS_RETURN_IF_ERROR(writer.add_layer(d, base_layers[i]->tar_size, *source));
+      return LayerFileRef{workspace->fd(d), workspace->size(d)};
     }
-    FileSource source(layer_fd, 0, written.size, "the diff layer");
-    DS_RETURN_IF_ERROR(writer.add_layer(written.diff_id, written.size, source));
-    return writer.finish();
+    return make_error(ErrorCode::kInternal, "diff-image: no layer " + d.str());
   };
-  DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(*engine, produce));
-  for (const auto& m : messages) spdlog::debug("engine: {}", m);
-  DS_ASSIGN_OR_RETURN(EngineImageDetail loaded, with_context(engine->inspect_image(result.image_id),
-                                                             "diff-image: the loaded image"));
-  if (loaded.id != result.image_id || loaded.diff_ids != expected_chain) {
-    return make_error(ErrorCode::kEngine,
-                      "diff-image: the engine at " + engine->address() + " holds " + loaded.id +
-                          " with " + std::to_string(loaded.diff_ids.size()) +
-                          " layers, not the image written (" + result.image_id + ")");
-  }
-  for (const auto& tag : result.tags) DS_RETURN_IF_ERROR(engine->tag_image(result.image_id, tag));
+  DS_ASSIGN_OR_RETURN(LoadedImage loaded,
+                      with_context(load_image_into_engine(*engine, config, chain, engine_has,
+                                                          layer_ref, result.tags),
+                                   "diff-image: loading the image"));
+  result.base_layers_loaded = base_copied;
+  result.engine_image_id = loaded.engine_id;
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
@@ -236,7 +234,7 @@ Result<DiffImageResult> make_diff_image(const DiffImageCommandOptions& options) 
 nlohmann::json diff_image_result_to_json(const DiffImageResult& r) {
   const auto& c = r.layer_counts;
   return {
-      {"image", {{"id", r.image_id}, {"tags", r.tags}}},
+      {"image", {{"id", r.image_id}, {"engine_image_id", r.engine_image_id}, {"tags", r.tags}}},
       {"engine", r.engine},
       {"base",
        {{"id", r.base_id}, {"layers", r.base_layers}, {"layers_loaded", r.base_layers_loaded}}},
@@ -279,6 +277,8 @@ std::string format_diff_image_result(const DiffImageResult& r,
   out += "loaded " + (r.tags.empty() ? std::string() : r.tags.front() + " ") + "(" + r.image_id +
          ") into " + r.engine + ": " + n(r.base_layers) + " layers of " + options.base_image +
          " + 1 layer of changes\n";
+  if (!r.engine_image_id.empty() && r.engine_image_id != r.image_id)
+    out += "  the engine's Id of it: " + r.engine_image_id + " (the manifest written for it)\n";
   out += "  files: " + n(r.files.added) + " added, " + n(r.files.changed) + " changed, " +
          n(r.files.removed) + " removed, " + n(r.files.metadata_only) + " metadata only (" +
          options.base_image + " -> " + options.target_image + ")\n";

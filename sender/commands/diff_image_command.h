@@ -29,6 +29,9 @@ struct DiffImageCommandOptions {
 
 struct DiffImageResult {
   std::string image_id;  // "sha256:<hex>" of the loaded diff image
+  // The engine's Id of it: image_id, or on the containerd store the digest
+  // of the manifest written for it.
+  std::string engine_image_id;
   std::vector<std::string> tags;
   std::string engine;  // address it was loaded into
   std::string base_id, target_id;

@@ -1,4 +1,4 @@
-#include "receiver/load/image_loader.h"
+#include "common/load/image_loader.h"
 
 #include <fcntl.h>
 #include <unistd.h>
