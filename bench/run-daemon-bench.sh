@@ -239,7 +239,7 @@ run_pair() {
 
   note "$pair: bundle (--effort default)"
   b0=$(now)
-  bounded "$deltasend" --engine "$engine" bundle "$new" --base "$old" -o "$pw/bundle.dsb" \
+  bounded "$deltasend" --engine "$engine" bundle "$new" --base "$old" -o "$pw/bundle.dsb" --unsigned \
     --effort default -q || fail "deltasend bundle failed"
   b1=$(now)
   bundle_bytes=$(stat -c %s "$pw/bundle.dsb")

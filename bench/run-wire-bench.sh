@@ -120,7 +120,7 @@ for pair in "${pairs[@]}"; do
     for effort in max default; do
       f="$work/$pair-$effort.dsb"
       /usr/bin/time -v -o "$work/$pair-$effort.time" \
-        "$deltasend" --engine "$engine" bundle "$new" --base "$old" -o "$f" --effort "$effort" -q ||
+        "$deltasend" --engine "$engine" bundle "$new" --base "$old" -o "$f" --effort "$effort" -q --unsigned ||
         die "$pair: deltasend bundle --effort $effort failed"
       read -r secs rss < <(time_v "$work/$pair-$effort.time")
       b[$effort]="\"bundle_${effort}_bytes\": $(stat -c %s "$f"), \"bundle_${effort}_seconds\": $secs, \"bundle_${effort}_max_rss_kib\": $rss"
@@ -135,7 +135,7 @@ for pair in "${pairs[@]}"; do
       f="$work/$pair-$effort-archive.dsb"
       /usr/bin/time -v -o "$work/$pair-$effort-archive.time" \
         "$deltasend" bundle "docker-archive:$work/$pair-new.tar" --base "docker-archive:$work/$pair-old.tar" \
-        -o "$f" --effort "$effort" -q || die "$pair: deltasend bundle (archives) --effort $effort failed"
+        -o "$f" --effort "$effort" -q --unsigned || die "$pair: deltasend bundle (archives) --effort $effort failed"
       read -r secs rss < <(time_v "$work/$pair-$effort-archive.time")
       b[$effort]+=", \"bundle_${effort}_archive_bytes\": $(stat -c %s "$f"), \"bundle_${effort}_archive_seconds\": $secs, \"bundle_${effort}_archive_max_rss_kib\": $rss"
       rm -f "$f"
@@ -146,7 +146,7 @@ for pair in "${pairs[@]}"; do
       echo "== $pair: deltarecvd apply (max bundle) in an engine holding only $old" >&2
       docker_h "$engine" save "$old" | docker_h "$site" load -q >/dev/null || die "$pair: cannot load $old into the site engine"
       /usr/bin/time -v -o "$work/$pair-apply.time" \
-        "$deltarecvd" --engine "$site" apply "$work/$pair-max.dsb" -q ||
+        "$deltarecvd" --engine "$site" apply "$work/$pair-max.dsb" -q --allow-unsigned ||
         die "$pair: deltarecvd apply failed"
       read -r secs rss < <(time_v "$work/$pair-apply.time")
       want="$(docker_h "$engine" image inspect -f '{{.Id}}' "$new")"

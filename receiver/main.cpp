@@ -52,6 +52,10 @@ int main(int argc, char** argv) {
   app.add_option("--allow-client", serve.allowed_clients,
                  "accept only senders whose certificate names this (repeatable; default: any "
                  "certificate from --ca)");
+  std::vector<std::string> trusted_keys;
+  app.add_option("--trusted-key", trusted_keys,
+                 "an ed25519 public key (PEM) whose bundles `apply` accepts, besides certificates "
+                 "from --ca (repeatable: two keys at once for a rotation)");
   app.add_option("--max-sessions", serve.max_sessions, "concurrent sessions")
       ->capture_default_str();
   app.add_option("--io-timeout", serve.io_timeout_seconds,
@@ -77,6 +81,9 @@ int main(int argc, char** argv) {
       app.add_subcommand("apply", "rebuild an image from a bundle and load it into the engine");
   apply_cmd->add_option("BUNDLE", apply.bundle, "the bundle file written by `deltasend bundle`")
       ->required();
+  apply_cmd->add_flag("--allow-unsigned", apply.allow_unsigned,
+                      "apply a bundle that carries no signature (from an older deltasend, or made "
+                      "with --unsigned)");
   apply_cmd->add_flag("--json", apply.json, "print the result as JSON");
   apply_cmd->add_flag("-q,--quiet", apply.quiet, "print nothing on success");
   apply_cmd->footer(
@@ -111,6 +118,9 @@ int main(int argc, char** argv) {
   }
   if (*apply_cmd) {
     apply.engine = engine;
+    apply.ca = ca;
+    apply.allowed_names = serve.allowed_clients;
+    apply.trusted_keys = trusted_keys;
     return report(deltasync::run_apply_command(apply));
   }
   if (cert.empty() || key.empty() || ca.empty()) {

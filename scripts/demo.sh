@@ -110,11 +110,13 @@ check_ids app:2.0.0
 
 echo "== the same update offline: remove app:2.0.0 from the site, then bundle + apply"
 "$docker_cli" -H "$site_engine" rmi app:2.0.0 >/dev/null
-echo "== deltasend bundle app:2.0.0 --base app:1.0.0 -o app-2.0.0.dsb   (build host)"
-"$deltasend" --engine "$build_engine" bundle app:2.0.0 --base app:1.0.0 -o "$work/app-2.0.0.dsb" --effort max
+echo "== deltasend bundle app:2.0.0 --base app:1.0.0 -o app-2.0.0.dsb   (build host; signed with its certificate)"
+"$deltasend" --engine "$build_engine" bundle app:2.0.0 --base app:1.0.0 -o "$work/app-2.0.0.dsb" --effort max \
+  --cert "$work/pki/sender-build-host.pem" --key "$work/pki/sender-build-host.key"
 
-echo "== deltarecvd apply app-2.0.0.dsb   (site)"
-"$deltarecvd" --engine "$site_engine" apply "$work/app-2.0.0.dsb"
+echo "== deltarecvd apply app-2.0.0.dsb   (site; trusts senders the CA vouches for, named build-host)"
+"$deltarecvd" --config /dev/null --engine "$site_engine" --ca "$work/pki/ca.pem" --allow-client build-host \
+  apply "$work/app-2.0.0.dsb"
 
 check_ids app:2.0.0
 echo "== demo finished: the site holds the same app:2.0.0, bit for bit"

@@ -163,6 +163,11 @@ int main(int argc, char** argv) {
                        "under this build host's own Id");
   bundle_cmd->add_option("--platform", bundle.platform,
                          "which image of a multi-platform image: os/arch[/variant]");
+  bundle_cmd->add_option("--signing-key", bundle.signing_key,
+                         "sign with this ed25519 private key (PEM) instead of --cert/--key")
+      ->envname("DELTASEND_SIGNING_KEY");
+  bundle_cmd->add_flag("--unsigned", bundle.unsigned_bundle,
+                       "write no signature (sites must then pass --allow-unsigned)");
   bundle_cmd->add_flag("--json", bundle.json, "print the result as JSON");
   bundle_cmd->add_flag("-q,--quiet", bundle.quiet, "print nothing on success");
   bundle_cmd->footer(
@@ -279,6 +284,8 @@ int main(int argc, char** argv) {
   }
   if (*bundle_cmd) {
     bundle.engine = engine;
+    bundle.cert = cert;
+    bundle.key = key;
     return report(deltasync::run_bundle_command(bundle));
   }
   if (*status_cmd) {

@@ -7,7 +7,8 @@
 namespace deltasync {
 
 namespace {
-constexpr std::string_view kMagic = "DSBUNDL1";
+constexpr std::string_view kMagic = "DSBUNDL2";
+constexpr std::string_view kMagicV1 = "DSBUNDL1";
 
 std::string length_prefix(uint32_t n) {
   std::string out(4, '\0');
@@ -89,6 +90,16 @@ Status BundleWriter::finish() {
   wire::BundleFrame frame;
   frame.mutable_trailer()->set_sha256(
       std::string(reinterpret_cast<const char*>(digest.raw().data()), 32));
+  if (signer_ != nullptr) {
+    DS_ASSIGN_OR_RETURN(BundleSignature signature, signer_->sign(digest));
+    auto* out = frame.mutable_trailer()->mutable_signature();
+    out->set_scheme(signature.scheme == BundleSignature::Scheme::kX509
+                        ? wire::BundleSignatureWire::X509
+                        : wire::BundleSignatureWire::ED25519);
+    out->set_signature(signature.signature);
+    for (const auto& der : signature.chain_der) out->add_certificate_chain(der);
+    out->set_public_key(signature.public_key);
+  }
   std::string body;
   frame.SerializeToString(&body);
   DS_RETURN_IF_ERROR(out_.write(length_prefix(static_cast<uint32_t>(body.size()))));
@@ -136,14 +147,15 @@ Status BundleReader::verify() {
   BufferedSource input(*file);
   std::string magic(kMagic.size(), '\0');
   DS_ASSIGN_OR_RETURN(size_t got, read_full(input, magic));
-  if (got != magic.size() || magic != kMagic) {
+  if (got != magic.size() || (magic != kMagic && magic != kMagicV1)) {
     if (got == magic.size() && magic.starts_with("DSBUNDL")) {
       return make_error(ErrorCode::kUnsupported,
                         context + ": bundle format version '" + magic.substr(7) +
-                            "' is not supported by this deltarecvd (it reads version 1)");
+                            "' is not supported by this deltarecvd (it reads versions 1 and 2)");
     }
     return corrupt("not a deltasync bundle (bad magic)");
   }
+  format_version_ = magic == kMagic ? 2 : 1;
   Sha256 hasher;
   hasher.update(magic);
   std::string prefix(4, '\0');
@@ -167,6 +179,18 @@ Status BundleReader::verify() {
       const std::string& sum = frame.trailer().sha256();
       if (sum.size() != 32 || std::memcmp(sum.data(), expected.raw().data(), 32) != 0) {
         return corrupt("checksum mismatch");
+      }
+      digest_ = expected;
+      signature_ = {};
+      if (format_version_ >= 2 && frame.trailer().has_signature()) {
+        const auto& in = frame.trailer().signature();
+        if (in.scheme() == wire::BundleSignatureWire::X509)
+          signature_.scheme = BundleSignature::Scheme::kX509;
+        else if (in.scheme() == wire::BundleSignatureWire::ED25519)
+          signature_.scheme = BundleSignature::Scheme::kEd25519;
+        signature_.signature = in.signature();
+        signature_.chain_der.assign(in.certificate_chain().begin(), in.certificate_chain().end());
+        signature_.public_key = in.public_key();
       }
       saw_trailer = true;
       continue;
@@ -192,7 +216,7 @@ Status BundleReader::verify() {
   } else {
     return corrupt("first frame is not the header");
   }
-  if (header_.format_version() != kBundleFormatVersion) {
+  if (header_.format_version() != format_version_) {
     return make_error(ErrorCode::kUnsupported, context + ": bundle format version " +
                                                    std::to_string(header_.format_version()) +
                                                    " is not supported");

@@ -1,12 +1,15 @@
 // The bundle file: an offline transfer of layer streams.
 //
-//   "DSBUNDL1"                       8-byte magic (format version 1)
+//   "DSBUNDL2"                       8-byte magic (format version 2; readers
+//                                    also take version 1, which is unsigned)
 //   frame*                           u32 little-endian length, then a
 //                                    deltasync.wire.BundleFrame (protobuf)
 //   header, {layer_begin, layer_data*, layer_end}*, trailer
-// The trailer holds the sha256 of every byte before its length prefix;
+// The trailer holds the sha256 of every byte before its length prefix and
+// (format 2) the writer's signature over it (common/crypto/signing.h);
 // readers verify it before acting on anything, so a truncated bundle or one
-// bit flipped anywhere is refused before the engine is touched. Frames are
+// bit flipped anywhere is refused before the engine is touched, and the
+// caller checks the signature against its trust before it rebuilds. Frames are
 // at most kMaxFrameBytes; a larger length is refused before allocating.
 // Format and field meanings: docs/bundle-format.md.
 //
@@ -18,19 +21,22 @@
 #include <string>
 
 #include "common/crypto/digest.h"
+#include "common/crypto/signing.h"
 #include "common/io/file.h"
 #include "common/io/stream.h"
 #include "proto/deltasync.pb.h"
 
 namespace deltasync {
 
-constexpr uint32_t kBundleFormatVersion = 1;
+constexpr uint32_t kBundleFormatVersion = 2;
 constexpr size_t kMaxFrameBytes = 4 << 20;
 constexpr size_t kLayerDataChunk = 1 << 20;
 
 class BundleWriter {
  public:
   explicit BundleWriter(ByteSink& out);
+  // Signs the trailer with `signer` (borrowed; null: an unsigned bundle).
+  void set_signer(const BundleSigner* signer) { signer_ = signer; }
   Status write_header(const wire::BundleHeader& header);
   Status begin_layer(uint32_t target_index);
   // A sink for the current layer's stream bytes (chunked into frames).
@@ -54,6 +60,7 @@ class BundleWriter {
     std::string pending_;
   };
   ByteSink& out_;
+  const BundleSigner* signer_ = nullptr;
   Sha256 hasher_;
   LayerSink layer_sink_{*this};
   uint64_t written_ = 0;
@@ -67,6 +74,11 @@ class BundleReader {
   // Reads the whole file once, checking framing and the trailer checksum.
   Status verify();
   const wire::BundleHeader& header() const { return header_; }
+  // After verify(): the format version, the checksum the trailer vouches
+  // for, and the signature over it (scheme kNone when unsigned).
+  uint32_t format_version() const { return format_version_; }
+  const Digest& digest() const { return digest_; }
+  const BundleSignature& signature() const { return signature_; }
   // Positions at the next layer; returns its begin frame.
   Result<wire::LayerBegin> next_layer();
   // The current layer's stream bytes; ends at its layer_end frame.
@@ -90,6 +102,9 @@ class BundleReader {
   std::unique_ptr<FileSource> file_;
   std::unique_ptr<BufferedSource> input_;
   wire::BundleHeader header_;
+  uint32_t format_version_ = 0;
+  Digest digest_;
+  BundleSignature signature_;
   LayerSource layer_source_{*this};
   uint32_t current_layer_ = 0;
 };

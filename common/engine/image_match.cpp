@@ -42,7 +42,7 @@ Result<BaseImageMatch> find_image_with_layers(EngineClient& engine,
   }
   std::string missing;
   for (size_t i = best_prefix; i < chain.size() && i < best_prefix + 5; ++i)
-    missing += " " + chain[i].str();
+    missing.append(1, ' ').append(chain[i].str());
   if (chain.size() > best_prefix + 5) missing += " ...";
   return make_error(
       ErrorCode::kNotFound,

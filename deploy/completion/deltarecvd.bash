@@ -21,11 +21,11 @@ _deltarecvd_subcommands='apply'
 _deltarecvd_opts_global='-h --help --config --engine --log-level'
 # The service (no subcommand).
 _deltarecvd_opts_serve='--listen --cert --key --ca --store --store-budget --allow-client
-  --max-sessions --io-timeout'
-_deltarecvd_opts_apply='--json -q --quiet'
+  --max-sessions --io-timeout --trusted-key'
+_deltarecvd_opts_apply='--allow-unsigned --json -q --quiet'
 # Options whose value is the next word.
 _deltarecvd_opts_with_value='--config --engine --log-level --listen --cert --key --ca --store
-  --store-budget --allow-client --max-sessions --io-timeout'
+  --store-budget --allow-client --max-sessions --io-timeout --trusted-key'
 
 # As _deltasend_join_words in deltasend's completion: COMP_WORDS with the
 # pieces split off at ':' and '=' joined again, into words and cword.

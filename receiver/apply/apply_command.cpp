@@ -18,9 +18,11 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "common/bundle/bundle_file.h"
 #include "common/codec/compression.h"
+#include "common/crypto/signing.h"
 #include "common/engine/engine_client.h"
 #include "common/engine/image_match.h"
 #include "common/layerstream/layer_stream.h"
@@ -43,6 +45,41 @@ Result<std::vector<Digest>> parse_digests(
   return out;
 }
 
+// Who made the bundle, checked against what this site trusts, before
+// anything is rebuilt. Returns who signed it ("" when unsigned and allowed).
+Result<std::string> check_signature(const BundleReader& bundle,
+                                    const ApplyCommandOptions& options) {
+  const std::string what = "bundle " + options.bundle;
+  SignatureTrust trust;
+  if (!options.ca.empty()) DS_RETURN_IF_ERROR(with_context(trust.add_ca_file(options.ca), what));
+  trust.set_allowed_names(options.allowed_names);
+  for (const auto& key : options.trusted_keys)
+    DS_RETURN_IF_ERROR(with_context(trust.add_ed25519_public_key_file(key), what));
+  if (bundle.signature().scheme == BundleSignature::Scheme::kNone) {
+    if (options.allow_unsigned) {
+      spdlog::warn("{} is not signed; applying it because of --allow-unsigned", what);
+      return std::string();
+    }
+    return make_error(ErrorCode::kVerifyFailed,
+                      what + " is not signed" +
+                          (bundle.format_version() < 2 ? " (format 1, from an older deltasend)"
+                                                       : "") +
+                          ", so nothing says it came from your build host; ask for a signed one "
+                          "(deltasend bundle with --cert/--key or --signing-key), or pass "
+                          "--allow-unsigned to apply it anyway");
+  }
+  if (trust.empty())
+    return make_error(ErrorCode::kVerifyFailed,
+                      what + " is signed, but this site trusts no signer yet: set ca (and "
+                             "allow-client) in the config, or give --ca / --trusted-key");
+  auto signer = trust.verify(bundle.signature(), bundle.digest());
+  if (!signer)
+    return std::unexpected(Error(ErrorCode::kVerifyFailed,
+                                 what + " is refused: " + signer.error().message() +
+                                     "; nothing was rebuilt or loaded"));
+  return *signer;
+}
+
 }  // namespace
 
 Status run_apply_command(const ApplyCommandOptions& options) {
@@ -50,6 +87,7 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   // 1. The bundle, verified end to end before anything else.
   DS_ASSIGN_OR_RETURN(auto bundle, BundleReader::open(options.bundle));
   DS_RETURN_IF_ERROR(bundle->verify());
+  DS_ASSIGN_OR_RETURN(std::string signed_by, check_signature(*bundle, options));
   const wire::BundleHeader& header = bundle->header();
   DS_ASSIGN_OR_RETURN(auto target_chain,
                       parse_digests(header.target().diff_ids(), "bundle target"));
@@ -187,6 +225,7 @@ Status run_apply_command(const ApplyCommandOptions& options) {
         {"engine_image_id", loaded.engine_id},
         {"manifest_digest", loaded.engine_id_is_manifest() ? loaded.engine_id : ""},
         {"image_store", loaded.store},
+        {"signed_by", signed_by},
         {"same_id_as_build_host", loaded.same_as_source},
         {"build_host_image_id", distribution ? distribution->target.digest.str() : ""},
         {"identity_note", identity_note},
@@ -202,6 +241,8 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   } else if (!options.quiet) {
     std::printf("loaded %s%s%s into %s\n", image_id.str().c_str(), tags.empty() ? "" : " as ",
                 tags.empty() ? "" : tags.front().c_str(), address.c_str());
+    std::printf("  %s\n", signed_by.empty() ? "unsigned bundle (--allow-unsigned)"
+                                            : ("signed by " + signed_by).c_str());
     std::printf(
         "  basis read from the engine in %.2fs; %d layers rebuilt and verified (%.1f MiB) in %.2fs "
         "(%.0f MB/s);"

@@ -102,9 +102,23 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   }
   auto prepared = std::chrono::steady_clock::now();
 
+  std::unique_ptr<BundleSigner> signer;
+  if (!options.unsigned_bundle && !options.signing_key.empty()) {
+    DS_ASSIGN_OR_RETURN(signer, BundleSigner::from_ed25519_key(options.signing_key));
+  } else if (!options.unsigned_bundle && !options.cert.empty() && !options.key.empty()) {
+    DS_ASSIGN_OR_RETURN(
+        signer, with_context(BundleSigner::from_certificate(options.cert, options.key),
+                             "signing the bundle with cert/key (from the command line, "
+                             "DELTASEND_CERT/KEY or the config file; --unsigned writes none)"));
+  } else if (!options.unsigned_bundle) {
+    spdlog::warn(
+        "the bundle is not signed (no --cert/--key or --signing-key): deltarecvd apply refuses it "
+        "unless given --allow-unsigned");
+  }
   DS_ASSIGN_OR_RETURN(auto file, AtomicFile::create(options.output));
   BufferedSink buffered(*file, 1 << 20);
   BundleWriter writer(buffered);
+  writer.set_signer(signer.get());
   DS_RETURN_IF_ERROR(writer.write_header(header));
   LayerStreamEncoder encoder(basis, basis_files,
                              EncoderOptions{effort, std::max(1, options.threads)});
@@ -144,6 +158,7 @@ Status run_bundle_command(const BundleCommandOptions& options) {
                           {"layers_in_bundle", missing.size()},
                           {"missing_layer_bytes", missing_bytes},
                           {"effort", effort_name(effort)},
+                          {"signed_by", signer ? signer->describe() : ""},
                           {"prepare_seconds", prepare_s},
                           {"encode_seconds", encode_s},
                           {"files",
@@ -175,6 +190,8 @@ Status run_bundle_command(const BundleCommandOptions& options) {
         static_cast<unsigned long long>(total.literal_files),
         human_bytes(total.literal_bytes).c_str());
     std::printf("  identity: %s\n", identity.summary().c_str());
+    std::printf("  %s\n", signer ? ("signed by " + signer->describe()).c_str()
+                                  : "not signed (deltarecvd apply needs --allow-unsigned)");
     std::printf("  time: %.2fs reading images, %.2fs encoding (effort %s)\n", prepare_s, encode_s,
                 std::string(effort_name(effort)).c_str());
   }

@@ -19,6 +19,12 @@ struct BundleCommandOptions {
   // image's own Id (every compressed blob rebuildable there).
   bool require_same_id = false;
   std::string platform;  // --platform: os/arch[/variant]; empty: this host's
+  // Who signs the bundle (common/crypto/signing.h): an ed25519 key, else
+  // the X.509 certificate and key (the sender's mTLS identity), else
+  // nobody (unsigned: a site applies it only with --allow-unsigned).
+  std::string signing_key;
+  std::string cert, key;
+  bool unsigned_bundle = false;
   bool json = false;
   bool quiet = false;
 };

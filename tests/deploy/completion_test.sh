@@ -211,7 +211,7 @@ expect_has 'deltarecvd apply --' --json --quiet --engine --log-level --config
 expect_lacks 'deltarecvd apply --' --listen --store --allow-client
 expect 'deltarecvd apply ' app-2.0.0.dsb certs layout
 expect 'deltarecvd apply no' notes.txt # not a .dsb: any file
-expect 'deltarecvd apply app-2.0.0.dsb ' --config --engine --help --json --log-level --quiet -h -q
+expect 'deltarecvd apply app-2.0.0.dsb ' --allow-unsigned --config --engine --help --json --log-level --quiet -h -q
 expect 'deltarecvd --config no' notes.txt
 expect 'deltarecvd --store ' certs layout
 expect 'deltarecvd --cert sender.p' sender.pem

@@ -63,21 +63,21 @@ echo one >"$work/tree1/a.txt"
 echo two >"$work/tree2/b.txt"
 make_archive "$work/old.tar" "$work/tree1"
 make_archive "$work/new.tar" "$work/tree1" "$work/tree2"
-out="$("$deltasend" --effort max --json bundle "docker-archive:$work/new.tar" \
+out="$("$deltasend" --effort max --json bundle --unsigned "docker-archive:$work/new.tar" \
   --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" || fail "bundle failed: $out"
 grep -q '"effort": "max"' <<<"$out" || fail "--effort before 'bundle' must apply to it: $out"
-out="$("$deltasend" --effort max bundle "docker-archive:$work/new.tar" \
+out="$("$deltasend" --effort max bundle --unsigned "docker-archive:$work/new.tar" \
   --base "docker-archive:$work/old.tar" -o "$work/up.dsb" --effort fast --json 2>&1)" ||
   fail "bundle failed: $out"
 grep -q '"effort": "fast"' <<<"$out" || fail "bundle's own --effort must win: $out"
 for before in "--dry-run" "--to 127.0.0.9" "--no-local-basis"; do
   rc=0
   # shellcheck disable=SC2086
-  out="$("$deltasend" $before bundle "docker-archive:$work/new.tar" -o "$work/up.dsb" 2>&1)" || rc=$?
+  out="$("$deltasend" $before bundle --unsigned "docker-archive:$work/new.tar" -o "$work/up.dsb" 2>&1)" || rc=$?
   [ "$rc" = 2 ] || fail "'$before bundle' must be a usage error (exit 2), not $rc: $out"
   grep -q "does not apply to 'bundle'" <<<"$out" || fail "'$before bundle': unclear error: $out"
 done
-out="$("$deltasend" --config "$work/deltasend.conf" bundle "docker-archive:$work/new.tar" \
+out="$("$deltasend" --config "$work/deltasend.conf" bundle --unsigned "docker-archive:$work/new.tar" \
   --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" ||
   fail "a config file's 'to' must not stop a bundle: $out"
 
@@ -85,7 +85,7 @@ out="$("$deltasend" --config "$work/deltasend.conf" bundle "docker-archive:$work
 # misspelt `allow-client` would drop a restriction) refuses to start. The
 # shipped examples have none.
 printf 'to = 127.0.0.3:9\nefort = max\n' >"$work/typo.conf"
-out="$("$deltasend" --config "$work/typo.conf" bundle "docker-archive:$work/new.tar" \
+out="$("$deltasend" --config "$work/typo.conf" bundle --unsigned "docker-archive:$work/new.tar" \
   --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" || fail "bundle failed: $out"
 grep -q "unknown key 'efort'" <<<"$out" || fail "an unknown deltasend config key must be named: $out"
 printf 'listen = 127.0.0.1:0\nalow-client = ci\n' >"$work/typo-recv.conf"
@@ -93,7 +93,7 @@ rc=0
 out="$("$deltarecvd" --config "$work/typo-recv.conf" 2>&1)" || rc=$?
 [ "$rc" = 2 ] || fail "deltarecvd with an unknown config key must exit 2, not $rc: $out"
 grep -q "unknown key 'alow-client'" <<<"$out" || fail "the unknown key must be named: $out"
-out="$("$deltasend" --config "$repo/deploy/deltasend.conf" bundle "docker-archive:$work/new.tar" \
+out="$("$deltasend" --config "$repo/deploy/deltasend.conf" bundle --unsigned "docker-archive:$work/new.tar" \
   --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" || fail "bundle failed: $out"
 ! grep -q "unknown key" <<<"$out" || fail "deploy/deltasend.conf has an unknown key: $out"
 out="$("$deltarecvd" --config "$repo/deploy/deltarecvd.conf" apply "$work/missing.dsb" 2>&1 || true)"

@@ -179,9 +179,11 @@ check "the session cost less than a tenth of the new layer ($wire bytes)" [ "$wi
 # ---- bundle + apply as the user, without --engine ----------------------------
 as_user podman rmi rlapp:2 >/dev/null
 timeout 300 "$deltasend" bundle "docker-archive:$work/rlapp-2.tar" --base "docker-archive:$work/rlapp-1.tar" \
-  -o "$work/rlapp-2.dsb" -q || fail "deltasend bundle"
+  -o "$work/rlapp-2.dsb" -q --cert "$work/pki/sender-build-1.pem" --key "$work/pki/sender-build-1.key" ||
+  fail "deltasend bundle"
 chmod 644 "$work/rlapp-2.dsb"
-as_user "$deltarecvd" apply "$work/rlapp-2.dsb" >"$work/apply.out" 2>&1 || {
+as_user "$deltarecvd" --config /dev/null --ca "$work/pki/ca.pem" apply "$work/rlapp-2.dsb" \
+  >"$work/apply.out" 2>&1 || {
   cat "$work/apply.out" >&2
   fail "deltarecvd apply as $user"
 }

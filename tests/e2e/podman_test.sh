@@ -268,9 +268,11 @@ diff_finds() {
     grep -q "/app/v3.txt" "$work/diff.txt"
 }
 check "deltasend diff on the build engine" diff_finds
-check "deltasend bundle pmapp:3 --base pmapp:1" quiet "$deltasend" --engine "$BUILD" bundle pmapp:3 \
-  --base pmapp:1 -o "$work/v3.dsb"
-check "deltarecvd apply on the Podman site" quiet "$deltarecvd" --engine "$SITE" apply "$work/v3.dsb"
+check "deltasend bundle pmapp:3 --base pmapp:1 (signed by build-1)" quiet "$deltasend" --engine "$BUILD" \
+  bundle pmapp:3 --base pmapp:1 -o "$work/v3.dsb" --cert "$work/pki/sender-build-1.pem" \
+  --key "$work/pki/sender-build-1.key"
+check "deltarecvd apply on the Podman site" quiet "$deltarecvd" --config /dev/null --engine "$SITE" \
+  --ca "$work/pki/ca.pem" --allow-client build-1 apply "$work/v3.dsb"
 check "  site has pmapp:3 with the build's image ID" is "$(image_id "$SITE" localhost/pmapp:3)" "$v3_id"
 
 # A site without the base: nothing is loaded.
@@ -280,7 +282,8 @@ start_podman empty
 EMPTY="unix://$work/empty/podman.sock"
 pm "$EMPTY" load -q -i "$work/base.tar" >/dev/null
 refused() {
-  ! run "$deltarecvd" --engine "$EMPTY" apply "$work/v3.dsb" >"$work/refused.txt" 2>&1 &&
+  ! run "$deltarecvd" --config /dev/null --engine "$EMPTY" --ca "$work/pki/ca.pem" apply "$work/v3.dsb" \
+    >"$work/refused.txt" 2>&1 &&
     grep -q "base layers" "$work/refused.txt" && [ -z "$(image_id "$EMPTY" localhost/pmapp:3)" ]
 }
 check "a site lacking the base refuses the bundle, loads nothing" refused
