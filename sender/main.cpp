@@ -163,8 +163,9 @@ int main(int argc, char** argv) {
                        "under this build host's own Id");
   bundle_cmd->add_option("--platform", bundle.platform,
                          "which image of a multi-platform image: os/arch[/variant]");
-  bundle_cmd->add_option("--signing-key", bundle.signing_key,
-                         "sign with this ed25519 private key (PEM) instead of --cert/--key")
+  bundle_cmd
+      ->add_option("--signing-key", bundle.signing_key,
+                   "sign with this ed25519 private key (PEM) instead of --cert/--key")
       ->envname("DELTASEND_SIGNING_KEY");
   bundle_cmd->add_flag("--unsigned", bundle.unsigned_bundle,
                        "write no signature (sites must then pass --allow-unsigned)");

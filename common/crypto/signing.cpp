@@ -142,9 +142,10 @@ Status verify_with_key(EVP_PKEY* key, const BundleSignature& signature, const Di
   std::string message = signed_message(digest);
   ERR_clear_error();
   if (EVP_DigestVerifyInit(ctx.get(), nullptr, digest_for(key), nullptr, key) != 1 ||
-      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.signature.data()),
-                       signature.signature.size(),
-                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
+      EVP_DigestVerify(
+          ctx.get(), reinterpret_cast<const unsigned char*>(signature.signature.data()),
+          signature.signature.size(), reinterpret_cast<const unsigned char*>(message.data()),
+          message.size()) != 1) {
     ERR_clear_error();
     return make_error(ErrorCode::kVerifyFailed,
                       "the signature by " + signer +
@@ -195,19 +196,19 @@ Result<std::unique_ptr<BundleSigner>> BundleSigner::from_certificate(const std::
   auto key_bio = memory_bio(key_pem);
   UniquePkey key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
   if (!key)
-    return make_error(ErrorCode::kInvalidArgument,
-                      "private key " + key_path + ": cannot read it as PEM (" + openssl_errors() + ")");
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        "private key " + key_path + ": cannot read it as PEM (" + openssl_errors() + ")");
   if (X509_check_private_key(leaf.get(), key.get()) != 1) {
     ERR_clear_error();
-    return make_error(ErrorCode::kInvalidArgument, "private key " + key_path +
-                                                       " does not match certificate " + cert_path);
+    return make_error(ErrorCode::kInvalidArgument,
+                      "private key " + key_path + " does not match certificate " + cert_path);
   }
   auto holder = std::make_unique<Key>();
   holder->pkey = std::move(key);
-  return std::unique_ptr<BundleSigner>(new BundleSigner(std::move(holder),
-                                                        BundleSignature::Scheme::kX509,
-                                                        std::move(chain), "",
-                                                        describe_certificate(leaf.get())));
+  return std::unique_ptr<BundleSigner>(
+      new BundleSigner(std::move(holder), BundleSignature::Scheme::kX509, std::move(chain), "",
+                       describe_certificate(leaf.get())));
 }
 
 Result<std::unique_ptr<BundleSigner>> BundleSigner::from_ed25519_key(const std::string& key_path) {
@@ -216,12 +217,14 @@ Result<std::unique_ptr<BundleSigner>> BundleSigner::from_ed25519_key(const std::
   auto bio = memory_bio(key_pem);
   UniquePkey key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key)
-    return make_error(ErrorCode::kInvalidArgument,
-                      "signing key " + key_path + ": cannot read it as PEM (" + openssl_errors() + ")");
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        "signing key " + key_path + ": cannot read it as PEM (" + openssl_errors() + ")");
   if (EVP_PKEY_get_id(key.get()) != EVP_PKEY_ED25519)
-    return make_error(ErrorCode::kInvalidArgument,
-                      "signing key " + key_path +
-                          ": not an ed25519 key (make one with: openssl genpkey -algorithm ed25519)");
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        "signing key " + key_path +
+            ": not an ed25519 key (make one with: openssl genpkey -algorithm ed25519)");
   DS_ASSIGN_OR_RETURN(std::string public_key, raw_public_key(key.get(), "signing key " + key_path));
   auto holder = std::make_unique<Key>();
   holder->pkey = std::move(key);
@@ -260,7 +263,8 @@ Status SignatureTrust::add_ca_file(const std::string& path) {
   UniqueX509 first(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   ERR_clear_error();
   if (!first)
-    return make_error(ErrorCode::kInvalidArgument, "CA certificates " + path + ": no PEM certificate");
+    return make_error(ErrorCode::kInvalidArgument,
+                      "CA certificates " + path + ": no PEM certificate");
   ca_pem_.emplace_back(path, std::move(pem));
   return ok_status();
 }
@@ -308,9 +312,9 @@ Result<std::string> SignatureTrust::verify(const BundleSignature& signature,
       auto trusted = std::find_if(ed25519_keys_.begin(), ed25519_keys_.end(),
                                   [&](const auto& k) { return k.second == signature.public_key; });
       if (trusted == ed25519_keys_.end())
-        return make_error(ErrorCode::kVerifyFailed,
-                          "signed by " + signer + ", which is not among the trusted keys (" +
-                              describe() + ")");
+        return make_error(
+            ErrorCode::kVerifyFailed,
+            "signed by " + signer + ", which is not among the trusted keys (" + describe() + ")");
       UniquePkey key(EVP_PKEY_new_raw_public_key(
           EVP_PKEY_ED25519, nullptr,
           reinterpret_cast<const unsigned char*>(signature.public_key.data()),
@@ -354,7 +358,8 @@ Result<std::string> SignatureTrust::verify(const BundleSignature& signature,
   for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted.get(), X509_dup(chain[i].get()));
   std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
   if (X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1)
-    return make_error(ErrorCode::kInternal, "checking the signer's certificate: " + openssl_errors());
+    return make_error(ErrorCode::kInternal,
+                      "checking the signer's certificate: " + openssl_errors());
   X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);
   if (X509_verify_cert(ctx.get()) != 1) {
     int error = X509_STORE_CTX_get_error(ctx.get());

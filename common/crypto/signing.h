@@ -33,9 +33,9 @@ inline constexpr std::string_view kSignedContext = "deltasync bundle signature v
 struct BundleSignature {
   enum class Scheme { kNone, kX509, kEd25519 };
   Scheme scheme = Scheme::kNone;
-  std::string signature;                // raw bytes
-  std::vector<std::string> chain_der;   // kX509: signer certificate first, then intermediates
-  std::string public_key;               // kEd25519: the raw 32-byte public key
+  std::string signature;               // raw bytes
+  std::vector<std::string> chain_der;  // kX509: signer certificate first, then intermediates
+  std::string public_key;              // kEd25519: the raw 32-byte public key
 };
 
 class BundleSigner {

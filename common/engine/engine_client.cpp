@@ -346,7 +346,8 @@ struct EngineClient::Impl {
       nlohmann::json p;
       size_t first = platform.find('/'), second = platform.find('/', first + 1);
       p["os"] = platform.substr(0, first);
-      p["architecture"] = first == std::string::npos ? "" : platform.substr(first + 1, second - first - 1);
+      p["architecture"] =
+          first == std::string::npos ? "" : platform.substr(first + 1, second - first - 1);
       if (second != std::string::npos) p["variant"] = platform.substr(second + 1);
       target += "?platform=" + engine_detail::url_encode_query(p.dump());
     }
@@ -461,7 +462,8 @@ Result<std::string> resolve_engine_address(const std::string& flag_value) {
     candidates.push_back("/run/podman/podman.sock");
     for (const auto& path : candidates) {
       struct stat st;
-      if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return std::string(kUnixScheme) + path;
+      if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
+        return std::string(kUnixScheme) + path;
     }
     return std::string(kDefaultAddress);
   }

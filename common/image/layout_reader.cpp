@@ -93,8 +93,8 @@ Result<std::unique_ptr<LayoutImageReader>> read_layout(std::unique_ptr<MemberSto
   if (!ref.platform.empty()) {
     std::string got = info.os + "/" + info.architecture;
     if (!ref.platform.starts_with(got))
-      return make_error(ErrorCode::kNotFound, "the image is for " + got + ", not " +
-                                                  ref.platform + " (--platform)");
+      return make_error(ErrorCode::kNotFound,
+                        "the image is for " + got + ", not " + ref.platform + " (--platform)");
   }
   // The distribution identity is extra: a layout whose documents we cannot
   // follow still gives the content identity.

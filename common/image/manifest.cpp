@@ -224,8 +224,7 @@ Result<Descriptor> choose_descriptor(MemberStore& store, std::vector<Descriptor>
       }
     }
     if (all_same) return list[0];  // an entry naming a single manifest, checked later
-    return make_error(ErrorCode::kNotFound, what + ": holds no image for " +
-                                                std::string(platform) +
+    return make_error(ErrorCode::kNotFound, what + ": holds no image for " + std::string(platform) +
                                                 " (it lists: " + describe_choices(list) + ")");
   }
 

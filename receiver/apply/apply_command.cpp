@@ -17,8 +17,8 @@
 #include <optional>
 #include <thread>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "common/bundle/bundle_file.h"
 #include "common/codec/compression.h"
@@ -27,8 +27,8 @@
 #include "common/engine/image_match.h"
 #include "common/layerstream/layer_stream.h"
 #include "common/layerstream/layer_workspace.h"
-#include "common/protocol/distribution_codec.h"
 #include "common/load/image_loader.h"
+#include "common/protocol/distribution_codec.h"
 
 namespace deltasync {
 
@@ -60,23 +60,24 @@ Result<std::string> check_signature(const BundleReader& bundle,
       spdlog::warn("{} is not signed; applying it because of --allow-unsigned", what);
       return std::string();
     }
-    return make_error(ErrorCode::kVerifyFailed,
-                      what + " is not signed" +
-                          (bundle.format_version() < 2 ? " (format 1, from an older deltasend)"
-                                                       : "") +
-                          ", so nothing says it came from your build host; ask for a signed one "
-                          "(deltasend bundle with --cert/--key or --signing-key), or pass "
-                          "--allow-unsigned to apply it anyway");
+    return make_error(
+        ErrorCode::kVerifyFailed,
+        what + " is not signed" +
+            (bundle.format_version() < 2 ? " (format 1, from an older deltasend)" : "") +
+            ", so nothing says it came from your build host; ask for a signed one "
+            "(deltasend bundle with --cert/--key or --signing-key), or pass "
+            "--allow-unsigned to apply it anyway");
   }
   if (trust.empty())
     return make_error(ErrorCode::kVerifyFailed,
-                      what + " is signed, but this site trusts no signer yet: set ca (and "
-                             "allow-client) in the config, or give --ca / --trusted-key");
+                      what +
+                          " is signed, but this site trusts no signer yet: set ca (and "
+                          "allow-client) in the config, or give --ca / --trusted-key");
   auto signer = trust.verify(bundle.signature(), bundle.digest());
   if (!signer)
-    return std::unexpected(Error(ErrorCode::kVerifyFailed,
-                                 what + " is refused: " + signer.error().message() +
-                                     "; nothing was rebuilt or loaded"));
+    return std::unexpected(Error(
+        ErrorCode::kVerifyFailed,
+        what + " is refused: " + signer.error().message() + "; nothing was rebuilt or loaded"));
   return *signer;
 }
 

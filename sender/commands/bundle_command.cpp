@@ -191,7 +191,7 @@ Status run_bundle_command(const BundleCommandOptions& options) {
         human_bytes(total.literal_bytes).c_str());
     std::printf("  identity: %s\n", identity.summary().c_str());
     std::printf("  %s\n", signer ? ("signed by " + signer->describe()).c_str()
-                                  : "not signed (deltarecvd apply needs --allow-unsigned)");
+                                 : "not signed (deltarecvd apply needs --allow-unsigned)");
     std::printf("  time: %.2fs reading images, %.2fs encoding (effort %s)\n", prepare_s, encode_s,
                 std::string(effort_name(effort)).c_str());
   }

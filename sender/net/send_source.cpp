@@ -22,8 +22,7 @@ uint64_t gzip_size_of(const std::vector<std::pair<int, uint64_t>>& layers) {
 }  // namespace
 
 Result<std::unique_ptr<SendSource>> SendSource::open(const std::string& engine,
-                                                     const std::string& image,
-                                                     bool require_same_id,
+                                                     const std::string& image, bool require_same_id,
                                                      const std::string& platform) {
   std::unique_ptr<SendSource> source(new SendSource(engine, platform));
   DS_ASSIGN_OR_RETURN(source->target_, source->opener_.open(image));

@@ -110,8 +110,9 @@ class BundleApplyTest : public EngineTest {
   }
   // deltarecvd apply trusting the build host's key (and `extra` options).
   CommandResult apply(const fs::path& bundle_file, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv{DELTARECVD_BINARY, "--config", "/dev/null", "--engine",
-                                  receiver_engine(), "--trusted-key", trusted_key_.string()};
+    std::vector<std::string> argv{DELTARECVD_BINARY,    "--config",        "/dev/null",
+                                  "--engine",           receiver_engine(), "--trusted-key",
+                                  trusted_key_.string()};
     argv.push_back("apply");
     argv.push_back(bundle_file.string());
     // After the subcommand: deltarecvd takes its global options there too.
@@ -236,8 +237,7 @@ TEST_F(BundleApplyTest, WrongBaseIsRefusedNamingTheMissingLayers) {
 // --allow-unsigned; during a key rotation both trusted keys work.
 TEST_F(BundleApplyTest, SignaturesDecideWhoMayUpdateTheSite) {
   fs::path pki = temp_->path() / "pki", other_pki = temp_->path() / "other-pki";
-  for (const auto& [dir, names] :
-       std::vector<std::pair<fs::path, std::vector<std::string>>>{
+  for (const auto& [dir, names] : std::vector<std::pair<fs::path, std::vector<std::string>>>{
            {pki, {"build-1", "build-2"}}, {other_pki, {"build-1"}}}) {
     std::vector<std::string> argv{MAKE_CERTS_SCRIPT, dir.string()};
     for (const auto& name : names) {
@@ -258,8 +258,8 @@ TEST_F(BundleApplyTest, SignaturesDecideWhoMayUpdateTheSite) {
     return file;
   };
   auto cert_of = [&](const fs::path& dir, const std::string& name) {
-    return std::vector<std::string>{"--cert", (dir / ("sender-" + name + ".pem")).string(),
-                                    "--key", (dir / ("sender-" + name + ".key")).string()};
+    return std::vector<std::string>{"--cert", (dir / ("sender-" + name + ".pem")).string(), "--key",
+                                    (dir / ("sender-" + name + ".key")).string()};
   };
   const std::vector<std::string> site_ca{"--ca", (pki / "ca.pem").string(), "--allow-client",
                                          "build-1"};
@@ -380,9 +380,9 @@ TEST_F(BundleApplyTest, SignaturesDecideWhoMayUpdateTheSite) {
     remove_image_cli(receiver_engine(), tag_ + ":2");
   }
   // ...and once the old key is dropped, its bundles are refused.
-  auto dropped = run_command({DELTARECVD_BINARY, "--config", "/dev/null", "--engine",
-                              receiver_engine(), "--trusted-key", new_pub.string(), "apply",
-                              by_old.string()});
+  auto dropped =
+      run_command({DELTARECVD_BINARY, "--config", "/dev/null", "--engine", receiver_engine(),
+                   "--trusted-key", new_pub.string(), "apply", by_old.string()});
   EXPECT_FALSE(dropped.ok());
   EXPECT_NE(dropped.error_output.find("not among the trusted keys"), std::string::npos)
       << dropped.error_output;
