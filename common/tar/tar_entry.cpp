@@ -181,17 +181,28 @@ Result<uint64_t> pax_number(const std::string& value, std::string_view key) {
 }  // namespace
 
 Status apply_pax_records(const std::map<std::string, std::string>& records, TarEntry& entry) {
-  for (const auto& [key, value] : records) {
+  for (const auto& [key, raw_value] : records) {
+    // POSIX: an empty value removes the record, so the header's field stands.
+    // Go and GNU tar also take surrounding blanks and a leading '+'.
+    if (raw_value.empty()) continue;
+    std::string value = raw_value;
+    if (key == "size" || key == "uid" || key == "gid" || key == "mtime") {
+      size_t first = value.find_first_not_of(" \t");
+      size_t last = value.find_last_not_of(" \t");
+      value = first == std::string::npos ? "" : value.substr(first, last - first + 1);
+      if (!value.empty() && value[0] == '+') value.erase(0, 1);
+      if (value.empty()) continue;
+    }
     if (key == "path") {
       entry.path = value;
     } else if (key == "linkpath") {
       entry.link_target = value;
     } else if (key == "size") {
       DS_ASSIGN_OR_RETURN(entry.size, pax_number(value, key));
-    } else if (key == "uid") {
-      DS_ASSIGN_OR_RETURN(entry.uid, pax_number(value, key));
-    } else if (key == "gid") {
-      DS_ASSIGN_OR_RETURN(entry.gid, pax_number(value, key));
+    } else if (key == "uid" || key == "gid") {
+      // Only reported, never needed to rebuild the bytes: a value we cannot
+      // hold (negative, as Go's reader allows) leaves the header's field.
+      if (auto id = pax_number(value, key)) (key == "uid" ? entry.uid : entry.gid) = *id;
     } else if (key == "mtime") {
       entry.mtime_text = value;
       std::string whole = value.substr(0, value.find('.'));

@@ -1,8 +1,10 @@
 // The tar walk shared by split_tar() and TarEntryReader: read one header
 // block; if it is an extension entry ('x', 'L', 'K'), read its data into the
 // pending raw metadata and keep going; a zero block starts the end of the
-// archive. Extension data is capped so a hostile size cannot make us
-// allocate without bound.
+// archive. An old-GNU sparse entry ('S') whose header says "isextended" is
+// followed by sparse-map blocks (21 entries and their own isextended byte,
+// no checksum): they are metadata too, kept after the main header. Extension
+// data is capped so a hostile size cannot make us allocate without bound.
 #include "common/tar/tar_split.h"
 
 #include <vector>
@@ -93,6 +95,23 @@ Result<HeaderRead> read_next_header(ByteSource& in, uint64_t& offset, std::strin
                           kTarBlock);
   DS_RETURN_IF_ERROR(
       with_context(parse_tar_header(header, entry), entry_context(archive, index, entry.offset)));
+  // Old GNU sparse: the header's isextended byte (offset 482) announces
+  // sparse-map blocks, each with its own isextended byte at 504. The
+  // payload that follows is the packed data (the header's size field).
+  if (header[156] == 'S' && header[482] != 0) {
+    for (size_t blocks = 0;; ++blocks) {
+      if ((blocks + 1) * kTarBlock > limits.max_extension_bytes)
+        return make_error(ErrorCode::kCorrupt, entry_context(archive, index, entry.offset) +
+                                                   ": sparse map of '" + entry.path +
+                                                   "' exceeds the limit");
+      DS_RETURN_IF_ERROR(with_context(read_exact(in, block, "sparse map block"),
+                                      entry_context(archive, index, entry.offset) +
+                                          ": old-GNU sparse entry '" + entry.path + "'"));
+      offset += kTarBlock;
+      entry.raw_metadata += block;
+      if (block[504] == 0) break;
+    }
+  }
   if (have_long_name) entry.path = gnu_long_name;
   if (have_long_link) entry.link_target = gnu_long_link;
   DS_RETURN_IF_ERROR(

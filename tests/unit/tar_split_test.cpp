@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "common/io/file.h"
+#include "common/tar/tar_entry.h"
 #include "common/tar/tar_metadata.h"
 #include "common/tar/tar_split.h"
 #include "tests/support/tar_roundtrip.h"
@@ -155,6 +156,82 @@ TEST_F(TarSplitTest, ArchiveWithoutEndMarkerRoundTrips) {
   ASSERT_EQ(0, run_shell("tar --format=gnu -b 1 -cf " + tar.string() + " -C " + root_.string() +
                          " . && truncate -s -1024 " + tar.string()));
   expect_round_trip(tar);
+}
+
+// Sparse files in every form GNU tar writes: old GNU ('S' with sparse-map
+// extension blocks once there are more than 4 regions), and PAX sparse 0.0,
+// 0.1 and 1.0. Each round-trips, and the entry after the sparse one is found
+// where it is (a walk that took the sparse map for payload would lose it).
+TEST_F(TarSplitTest, SparseFilesInEveryGnuFormatRoundTripAndStayInStep) {
+  fs::create_directories(root_);
+  ASSERT_EQ(0, run_shell("truncate -s 50M " + (root_ / "sparse.img").string()));
+  for (int i = 1; i <= 30; ++i) {
+    ASSERT_EQ(0, run_shell("printf x" + std::to_string(i) +
+                           " | dd of=" + (root_ / "sparse.img").string() + " bs=1 seek=" +
+                           std::to_string(i * 1500000) + " conv=notrunc status=none"));
+  }
+  write_file(root_ / "zz-after.txt", "after the sparse file\n");
+  for (const std::string& format :
+       {std::string("--format=gnu"), std::string("--format=posix --sparse-version=0.0"),
+        std::string("--format=posix --sparse-version=0.1"),
+        std::string("--format=posix --sparse-version=1.0")}) {
+    SCOPED_TRACE(format);
+    auto tar = temp_->path() / "sparse.tar";
+    fs::remove(tar);
+    ASSERT_EQ(0, run_shell("tar " + format + " -S -cf " + tar.string() + " -C " + root_.string() +
+                           " ./sparse.img ./zz-after.txt"));
+    auto rt = round_trip_tar_file(tar, temp_->path());
+    ASSERT_TRUE(rt) << rt.error().message();
+    EXPECT_EQ(rt->input_digest, rt->output_digest);
+    auto entries = list(tar);
+    std::vector<std::string> names;
+    for (const auto& e : entries) names.push_back(e.normalized_path());
+    // PAX 0.0/0.1 name the entry by its real path in the PAX header; 1.0
+    // keeps GNUSparseFile.0/ in the ustar name.
+    ASSERT_FALSE(names.empty());
+    EXPECT_EQ(names.back(), "zz-after.txt");
+    EXPECT_EQ(entries.back().size, 22u);
+  }
+}
+
+// PAX numbers as other readers take them: blanks and a '+' around a number,
+// an empty value (POSIX: the record is void, the header's field stands),
+// a negative uid as Go's archive/tar writes for ids it cannot map. The bytes
+// stay as they are; only a size that is no number is refused, naming it.
+TEST_F(TarSplitTest, PaxNumbersOtherReadersAcceptAreAccepted) {
+  std::string archive;
+  TarHeaderSpec odd;
+  odd.path = "odd-numbers.txt";
+  odd.size = 5;
+  odd.uid = 33;
+  odd.pax = {{"size", " +5 "}, {"uid", "-1"}, {"gid", " 12"}, {"mtime", ""}};
+  archive += build_tar_header(odd) + "hello" + std::string(tar_padding(5), '\0');
+  TarHeaderSpec plain;
+  plain.path = "next.txt";
+  plain.size = 3;
+  archive += build_tar_header(plain) + "abc" + std::string(tar_padding(3), '\0');
+  archive += std::string(2 * kTarBlock, '\0');
+  auto tar = temp_->path() / "pax-numbers.tar";
+  write_file(tar, archive);
+  auto rt = round_trip_tar_file(tar, temp_->path());
+  ASSERT_TRUE(rt) << rt.error().message();
+  EXPECT_EQ(rt->input_digest, rt->output_digest);
+  auto entries = list(tar);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].size, 5u);
+  EXPECT_EQ(entries[0].uid, 33u);  // -1: the header's value stands
+  EXPECT_EQ(entries[0].gid, 12u);
+  EXPECT_EQ(entries[1].normalized_path(), "next.txt");
+
+  TarHeaderSpec bad = odd;
+  bad.pax = {{"size", "five"}};
+  write_file(tar, build_tar_header(bad) + "hello" + std::string(tar_padding(5), '\0') +
+                      std::string(2 * kTarBlock, '\0'));
+  auto refused = round_trip_tar_file(tar, temp_->path());
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("PAX size 'five' is not a number"), std::string::npos)
+      << refused.error().message();
+  EXPECT_NE(refused.error().message().find("tar entry 0"), std::string::npos);
 }
 
 TEST_F(TarSplitTest, BadHeaderChecksumIsAClearError) {
