@@ -49,3 +49,17 @@ if [ "$matrix_on" = 1 ]; then
   echo "== engine matrix: podman5"
   PATH="$src/scripts/forky-bin:$PATH" ctest --output-on-failure --timeout 900 -R '^podman_test$'
 fi
+
+# 3. The Release build packagers make (-O3, where g++ warns differently),
+# warnings as errors, and its .deb checked as the package test checks the
+# default build's (contents, Depends, install, remove, purge). Runs with the
+# matrix (the full run CI makes); DELTASYNC_SKIP_MATRIX=1 leaves it out too.
+if [ "$matrix_on" = 1 ]; then
+  echo "== Release build and its package"
+  case "$build_dir" in /*) release_dir="${build_dir}-release" ;; *) release_dir="$src/${build_dir}-release" ;; esac
+  cmake -S "$src" -B "$release_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTASYNC_WERROR=ON \
+    -DDELTASYNC_TESTS=OFF -DDELTASYNC_BENCH=OFF "-DDELTASYNC_GO_TOOLCHAINS=$go_toolchains"
+  cmake --build "$release_dir" --parallel "$(nproc)"
+  version="$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$release_dir/CMakeCache.txt")"
+  bash "$src/tests/deploy/package_test.sh" "$src" "$release_dir" "$version"
+fi
