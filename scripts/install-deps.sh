@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
   zlib1g-dev busybox-static
   docker.io tar gzip rsync xz-utils python3 procps iproute2 openssl time
+  libarchive-tools  # bsdtar: tests/unit/tar_split_test.cpp reads archives from every writer
   debootstrap  # scripts/forky-root.sh: the engine matrix's newer engines
   golang-go  # the deltasync-gzip helper (cmake/GoGzipHelpers.cmake): Go's own gzip, rebuilt byte for byte
   podman  # tests/e2e/podman_test.sh: the engines behind Podman's Docker-compatible API

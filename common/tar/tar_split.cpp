@@ -63,7 +63,10 @@ Result<HeaderRead> read_next_header(ByteSource& in, uint64_t& offset, std::strin
     offset += kTarBlock;
     entry.raw_metadata += block;
     char type = block[156];
-    if (type != 'x' && type != 'L' && type != 'K') break;
+    // 'g': a PAX global header. Its bytes stay with the next entry's
+    // metadata (reproduced exactly); its records are not applied: what
+    // readers do with them varies, and none changes an entry's extent.
+    if (type != 'x' && type != 'g' && type != 'L' && type != 'K') break;
 
     DS_ASSIGN_OR_RETURN(
         uint64_t ext_size,
@@ -84,6 +87,8 @@ Result<HeaderRead> read_next_header(ByteSource& in, uint64_t& offset, std::strin
       DS_ASSIGN_OR_RETURN(auto records, with_context(parse_pax_records(content),
                                                      entry_context(archive, index, offset)));
       for (auto& [k, v] : records) pax[k] = std::move(v);
+    } else if (type == 'g') {
+      // kept as bytes only (see above)
     } else {
       std::string& target = type == 'L' ? gnu_long_name : gnu_long_link;
       target.assign(content.substr(0, content.find('\0')));
