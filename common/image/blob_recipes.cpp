@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/crypto/digest.h"
+#include "common/io/file.h"
 
 namespace deltasync {
 
@@ -65,7 +66,7 @@ class CountingSource final : public ByteSource {
 }  // namespace
 
 Result<RecipeSearch> find_blob_recipes(ImageReader& reader, DistributionIdentity& identity,
-                                       const GoGzip& gzip) {
+                                       const GoGzip& gzip, const std::filesystem::path& cache_dir) {
   auto started = std::chrono::steady_clock::now();
   RecipeSearch search;
   if (identity.layers.size() != reader.info().layers.size())
@@ -75,6 +76,20 @@ Result<RecipeSearch> find_blob_recipes(ImageReader& reader, DistributionIdentity
     if (layer.uncompressed() || layer.recipe || !is_gzip_media_type(layer.blob.media_type))
       continue;
     ++search.layers_tried;
+    std::filesystem::path cached;
+    if (!cache_dir.empty()) {
+      cached = cache_dir / layer.blob.digest.hex();
+      // "<flavor> <level>", written by an earlier run that proved it.
+      if (auto text = read_small_file(cached, 256)) {
+        std::string flavor = text->substr(0, text->find(' '));
+        if (gzip.find_flavor(flavor) != nullptr) {
+          layer.recipe = BlobRecipe{flavor, -1};
+          ++search.layers_reproduced;
+          ++search.layers_from_cache;
+          continue;
+        }
+      }
+    }
     for (const auto& helper : gzip.helpers()) {
       DS_ASSIGN_OR_RETURN(auto tar, reader.open_layer(i));
       DS_ASSIGN_OR_RETURN(auto blob, reader.open_blob(i));
@@ -86,6 +101,12 @@ Result<RecipeSearch> find_blob_recipes(ImageReader& reader, DistributionIdentity
       if (same) {
         layer.recipe = BlobRecipe{helper.flavor, -1};
         ++search.layers_reproduced;
+        if (!cached.empty()) {
+          std::error_code ec;
+          std::filesystem::create_directories(cache_dir, ec);
+          // A cache: failing to keep it costs only a later re-proof.
+          (void)write_file_atomically(cached, helper.flavor + " -1\n");
+        }
         break;
       }
       // A difference is the expected answer for a wrong flavor; anything

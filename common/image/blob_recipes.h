@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 
 #include "common/codec/go_gzip.h"
 #include "common/image/image.h"
@@ -22,14 +23,19 @@ namespace deltasync {
 struct RecipeSearch {
   size_t layers_tried = 0;  // compressed layers looked at
   size_t layers_reproduced = 0;
-  uint64_t plain_bytes = 0;  // uncompressed bytes fed to the compressors
+  size_t layers_from_cache = 0;  // of those, proved by an earlier run
+  uint64_t plain_bytes = 0;      // uncompressed bytes fed to the compressors
   double seconds = 0;
 };
 
 // Fills identity.layers[i].recipe where an installed flavor reproduces the
-// blob. `reader` must be the image `identity` was read from.
+// blob. `reader` must be the image `identity` was read from. With a
+// `cache_dir`, a proof is kept there (one small file per blob digest, named
+// by it) and reused by later runs: a blob and a flavor are both content
+// addresses, so the answer never changes. The site checks every blob anyway.
 Result<RecipeSearch> find_blob_recipes(ImageReader& reader, DistributionIdentity& identity,
-                                       const GoGzip& gzip);
+                                       const GoGzip& gzip,
+                                       const std::filesystem::path& cache_dir = {});
 
 // Writes layer's blob rebuilt from `tar` (its uncompressed layer) to `out`
 // and checks it: kUnsupported when this site has no helper of the recipe's

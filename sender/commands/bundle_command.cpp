@@ -58,8 +58,9 @@ Status run_bundle_command(const BundleCommandOptions& options) {
   for (const auto* layer : base_layers) basis_files.fds.push_back(workspace->fd(layer->diff_id));
 
   const ImageInfo& info = target->info();
-  DS_ASSIGN_OR_RETURN(SourceIdentity identity,
-                      prepare_source_identity(*target, options.require_same_id));
+  DS_ASSIGN_OR_RETURN(
+      SourceIdentity identity,
+      prepare_source_identity(*target, options.require_same_id, sender_cache_dir("")));
   wire::BundleHeader header;
   header.set_format_version(kBundleFormatVersion);
   header.set_effort(std::string(effort_name(effort)));

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+
 #include "common/protocol/distribution_codec.h"
 #include "common/util/human_units.h"
 
@@ -31,7 +33,17 @@ std::string SourceIdentity::summary() const {
          "identity under another Id";
 }
 
-Result<SourceIdentity> prepare_source_identity(ImageReader& reader, bool require_same_id) {
+std::filesystem::path sender_cache_dir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return std::filesystem::path(xdg) / "deltasync";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return std::filesystem::path(home) / ".cache" / "deltasync";
+  return "/var/tmp/deltasync-cache";
+}
+
+Result<SourceIdentity> prepare_source_identity(ImageReader& reader, bool require_same_id,
+                                               const std::filesystem::path& cache_dir) {
   SourceIdentity out;
   const ImageInfo& info = reader.info();
   out.image_id = info.image_id.str();
@@ -39,12 +51,15 @@ Result<SourceIdentity> prepare_source_identity(ImageReader& reader, bool require
     out.distribution = info.distribution;
     out.image_id = info.engine_id.empty() ? out.distribution->target.digest.str() : info.engine_id;
     const GoGzip& gzip = GoGzip::installed();
-    DS_ASSIGN_OR_RETURN(out.search, find_blob_recipes(reader, *out.distribution, gzip));
+    DS_ASSIGN_OR_RETURN(out.search,
+                        find_blob_recipes(reader, *out.distribution, gzip,
+                                          cache_dir.empty() ? cache_dir : cache_dir / "recipes"));
     spdlog::info(
-        "distribution identity {}: {} of {} compressed layers reproduced by Go gzip ({}; "
-        "{} compressed in {:.2f}s)",
+        "distribution identity {}: {} of {} compressed layers reproduced by Go gzip ({}; {} "
+        "proved before; {} compressed in {:.2f}s)",
         out.distribution->describe(), out.search.layers_reproduced, out.search.layers_tried,
-        gzip.describe(), human_bytes(out.search.plain_bytes), out.search.seconds);
+        gzip.describe(), out.search.layers_from_cache, human_bytes(out.search.plain_bytes),
+        out.search.seconds);
     out.encoded = encode_distribution(*out.distribution);
   }
   if (require_same_id && !out.reproducible()) {

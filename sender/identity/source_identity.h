@@ -7,6 +7,7 @@
 // Thread safety: none; call from the thread that owns the reader.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -32,9 +33,15 @@ struct SourceIdentity {
   std::string summary() const;
 };
 
-// Reads `reader`'s distribution identity and proves the blob recipes.
-// `require_same_id` (--require-same-id) turns "some blob cannot be rebuilt"
-// into an error naming the layers and what shipping their blobs would cost.
-Result<SourceIdentity> prepare_source_identity(ImageReader& reader, bool require_same_id);
+// deltasend's cache directory: `flag` (--cache-dir) if given, else
+// $XDG_CACHE_HOME/deltasync, else ~/.cache/deltasync.
+std::filesystem::path sender_cache_dir(const std::string& flag);
+
+// Reads `reader`'s distribution identity and proves the blob recipes
+// (kept under CACHE/recipes/ for later runs). `require_same_id`
+// (--require-same-id) turns "some blob cannot be rebuilt" into an error
+// naming the layers and what shipping their blobs would cost.
+Result<SourceIdentity> prepare_source_identity(ImageReader& reader, bool require_same_id,
+                                               const std::filesystem::path& cache_dir = {});
 
 }  // namespace deltasync

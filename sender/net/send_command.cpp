@@ -224,11 +224,7 @@ Result<std::pair<UniqueFd, UniqueFd>> create_spool(const fs::path& path) {
 constexpr size_t kMaxSessionBytes = 64 * 1024;  // a DER session with two certificates: ~2 KB
 
 fs::path default_cache_dir() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    return fs::path(xdg) / "deltasync";
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return fs::path(home) / ".cache" / "deltasync";
-  return fs::path("/var/tmp/deltasync-cache");
+  return sender_cache_dir("");
 }
 
 void add_stats(LayerReport& report, const LayerStreamStats& stats) {
@@ -899,7 +895,7 @@ std::vector<SiteOutcome> run_send_command(const SendCommandOptions& options, Pro
   }
   progress.front()->phase("exporting", options.image);
   auto source = SendSource::open(options.engine, options.image, options.require_same_id,
-                                 options.platform);
+                                 options.platform, sender_cache_dir(options.cache_dir));
   if (!source) {
     for (auto& outcome : outcomes) outcome.summary = std::unexpected(source.error());
     return outcomes;

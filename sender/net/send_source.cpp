@@ -23,11 +23,12 @@ uint64_t gzip_size_of(const std::vector<std::pair<int, uint64_t>>& layers) {
 
 Result<std::unique_ptr<SendSource>> SendSource::open(const std::string& engine,
                                                      const std::string& image, bool require_same_id,
-                                                     const std::string& platform) {
+                                                     const std::string& platform,
+                                                     const std::filesystem::path& cache_dir) {
   std::unique_ptr<SendSource> source(new SendSource(engine, platform));
   DS_ASSIGN_OR_RETURN(source->target_, source->opener_.open(image));
   DS_ASSIGN_OR_RETURN(source->identity_,
-                      prepare_source_identity(*source->target_, require_same_id));
+                      prepare_source_identity(*source->target_, require_same_id, cache_dir));
   DS_ASSIGN_OR_RETURN(source->workspace_,
                       LayerWorkspace::create(default_temp_parent(), "deltasend-"));
   return source;

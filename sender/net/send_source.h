@@ -65,7 +65,8 @@ class SendSource {
   static Result<std::unique_ptr<SendSource>> open(const std::string& engine,
                                                   const std::string& image,
                                                   bool require_same_id = false,
-                                                  const std::string& platform = "");
+                                                  const std::string& platform = "",
+                                                  const std::filesystem::path& cache_dir = {});
 
   const ImageInfo& info() const { return target_->info(); }
   // The build host's distribution identity, read and proved once.

@@ -240,6 +240,34 @@ TEST_F(DistributionIdentityTest, SenderProvesRecipesAndSiteRebuildsTheBlobs) {
   EXPECT_NE(missing.error().message().find("0123456789abcdef"), std::string::npos);
 }
 
+TEST_F(DistributionIdentityTest, ProvedRecipesAreKeptForLaterRuns) {
+  std::string tar = make_layer(6);
+  std::string by_go = helper_gzip(GoGzip::installed().helpers().front(), tar);
+  fs::path layout = write_layout({tar}, {by_go}, {"application/vnd.oci.image.layer.v1.tar+gzip"});
+  fs::path cache = dir() / "recipes";
+  auto reader = open_layout(layout);
+  ASSERT_TRUE(reader && reader->info().distribution);
+  DistributionIdentity first = *reader->info().distribution;
+  auto proved = find_blob_recipes(*reader, first, GoGzip::installed(), cache);
+  ASSERT_TRUE(proved);
+  EXPECT_EQ(proved->layers_reproduced, 1u);
+  EXPECT_EQ(proved->layers_from_cache, 0u);
+  EXPECT_GT(proved->plain_bytes, 0u);
+  DistributionIdentity second = *reader->info().distribution;
+  auto reused = find_blob_recipes(*reader, second, GoGzip::installed(), cache);
+  ASSERT_TRUE(reused);
+  EXPECT_EQ(reused->layers_from_cache, 1u);
+  EXPECT_EQ(reused->plain_bytes, 0u);  // nothing compressed again
+  EXPECT_EQ(second.layers[0].recipe->flavor, first.layers[0].recipe->flavor);
+  // A kept proof for a flavor this machine lacks is proved again.
+  write_file(cache / first.layers[0].blob.digest.hex(), "0123456789abcdef -1\n");
+  DistributionIdentity third = *reader->info().distribution;
+  auto again = find_blob_recipes(*reader, third, GoGzip::installed(), cache);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->layers_from_cache, 0u);
+  EXPECT_EQ(third.layers[0].recipe->flavor, first.layers[0].recipe->flavor);
+}
+
 TEST_F(DistributionIdentityTest, WireCodecRoundTripsAndRefusesWhatDoesNotFit) {
   std::string tar_a = make_layer(5);
   std::string by_go = helper_gzip(GoGzip::installed().helpers().front(), tar_a);
