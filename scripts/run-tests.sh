@@ -36,7 +36,7 @@ ctest --output-on-failure --timeout 900 -j 2 "$@"
 # bundle + apply, resume after the site is killed mid-transfer, three sites.
 # DELTASYNC_SKIP_MATRIX=1 leaves it out (a quick local run).
 if [ "$matrix_on" = 1 ]; then
-  matrix='bundle_apply_test.*Bit|daemon_transfer_test.*(LocalAndRemote|Resumes)|multi_site_test.*Three|engine_.*_(start|stop)'
+  matrix='bundle_apply_test.*(Bit|Signatures)|daemon_transfer_test.*(LocalAndRemote|Resumes)|multi_site_test.*Three|engine_.*_(start|stop)'
   for kind in docker28-classic docker28-containerd; do
     echo "== engine matrix: $kind"
     expect_same_id=0
