@@ -146,7 +146,7 @@ const std::vector<Target>& targets() {
       {"session_frame", fuzz_session_frame}, {"tar_split", fuzz_tar_split},
       {"layer_stream", fuzz_layer_stream},   {"block_delta", fuzz_block_delta},
       {"bundle_reader", fuzz_bundle_reader}, {"archive_reader", fuzz_archive_reader},
-      {"index_codec", fuzz_index_codec},
+      {"index_codec", fuzz_index_codec},     {"distribution_codec", fuzz_distribution_codec},
   };
   return all;
 }

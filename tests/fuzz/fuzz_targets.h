@@ -50,4 +50,8 @@ struct Target {
 // Every target, in the order scripts/fuzz.sh runs them.
 const std::vector<Target>& targets();
 
+// decode_distribution: the build host's distribution identity from a Commit
+// or a bundle header. Input: [mode] [layers] bytes (mode 1: plain message).
+int fuzz_distribution_codec(const uint8_t* data, size_t size);
+
 }  // namespace deltasync::fuzz

@@ -28,6 +28,7 @@
 #include "common/index/index_codec.h"
 #include "common/io/file.h"
 #include "common/layerstream/layer_stream.h"
+#include "common/protocol/distribution_codec.h"
 #include "common/protocol/wire_channel.h"
 #include "common/tar/tar_entry.h"
 #include "common/util/varint.h"
@@ -582,6 +583,36 @@ void index_seeds(Seeds& seeds) {
   }
 }
 
+// ---- distribution identities --------------------------------------------------
+
+void distribution_seeds(Seeds& seeds) {
+  for (size_t layers : {size_t{1}, size_t{3}}) {
+    DistributionIdentity identity;
+    std::string manifest =
+        R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"})";
+    std::string index = R"({"schemaVersion":2,"manifests":[]})";
+    identity.documents = {index, manifest};
+    identity.target = {"application/vnd.oci.image.index.v1+json", Digest::of(index), index.size()};
+    identity.manifest_digest = Digest::of(manifest);
+    identity.platform = "linux/amd64";
+    for (size_t i = 0; i < layers; ++i) {
+      DistributionLayer layer;
+      layer.diff_id = Digest::of("layer " + std::to_string(i));
+      layer.blob = {"application/vnd.oci.image.layer.v1.tar+gzip",
+                    Digest::of("blob " + std::to_string(i)), 1000 + i};
+      if (i != 1) layer.recipe = BlobRecipe{"0123456789abcdef", -1};
+      identity.layers.push_back(layer);
+    }
+    std::string encoded = encode_distribution(identity);
+    std::string name = "identity-" + std::to_string(layers);
+    seeds.add("distribution_codec", name, std::string("\x00", 1) + static_cast<char>(layers),
+              encoded);
+    seeds.add("distribution_codec", name + "-plain",
+              std::string("\x01", 1) + static_cast<char>(layers),
+              check(zstd_decompress(encoded, 64 << 20), "decompress identity"));
+  }
+}
+
 // ---- session frames ------------------------------------------------------------
 
 class CaptureTransport final : public FrameTransport {
@@ -739,6 +770,7 @@ int run(const fs::path& out) {
   bundle_seeds(seeds);
   archive_seeds(seeds, work.path());
   index_seeds(seeds);
+  distribution_seeds(seeds);
   session_seeds(seeds);
   for (const Target& target : targets()) {
     auto it = seeds.counts().find(std::string(target.name));
