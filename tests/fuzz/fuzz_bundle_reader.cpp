@@ -44,9 +44,14 @@ int fuzz_bundle_reader(const uint8_t* data, size_t size) {
   if (!reader) violation(kTarget, "cannot open the bundle file: " + reader.error().message());
   if (!(*reader)->verify()) return 0;
   const wire::BundleHeader& header = (*reader)->header();
-  if (header.format_version() != kBundleFormatVersion)
+  // Version 1 (unsigned) and 2 are read; the header repeats the magic's.
+  if (header.format_version() != (*reader)->format_version() ||
+      (header.format_version() != 1 && header.format_version() != kBundleFormatVersion))
     violation(kTarget,
               "verify() accepted format version " + std::to_string(header.format_version()));
+  if ((*reader)->format_version() < 2 &&
+      (*reader)->signature().scheme != BundleSignature::Scheme::kNone)
+    violation(kTarget, "a version-1 bundle came with a signature");
   (void)header.SerializeAsString();
   std::string buffer(64 << 10, '\0');
   for (int layer = 0; layer < kMaxLayers; ++layer) {
