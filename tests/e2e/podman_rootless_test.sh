@@ -52,11 +52,25 @@ pids=()
 cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # runuser does not pass SIGTERM on to its child: end the user's processes
+  # that belong to this run (their command lines name $work) as well.
+  pkill -TERM -u "$user" -f "$work" 2>/dev/null || true
   for pid in "${pids[@]}"; do
     timeout 20 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   done
+  for _ in $(seq 50); do
+    pgrep -u "$user" -f "$work" >/dev/null 2>&1 || break
+    sleep 0.2
+  done
+  pkill -KILL -u "$user" -f "$work" 2>/dev/null || true
   # The user's storage holds files owned by subordinate IDs: remove as the user.
   as_user podman unshare rm -rf "$work/home" >/dev/null 2>&1 || true
+  # Rootless Podman keeps a pause process per runtime dir to hold its user
+  # namespace (`podman unshare` above needs it too); it goes with the dir.
+  local pause
+  for pause in "$runtime"/libpod/tmp/pause.pid "$runtime"/libpod/pause.pid; do
+    if [ -r "$pause" ]; then kill -KILL "$(cat "$pause")" 2>/dev/null || true; fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
