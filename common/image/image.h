@@ -26,6 +26,7 @@
 
 #include "common/crypto/digest.h"
 #include "common/image/distribution.h"
+#include "common/image/oci_layout_writer.h"
 #include "common/io/stream.h"
 
 namespace deltasync {
@@ -170,16 +171,12 @@ class OciArchiveWriter {
  private:
   OciArchiveWriter(ByteSink& out, std::string config_bytes, std::vector<LayerSize> layers,
                    std::vector<std::string> tags, std::string manifest);
-  Status write_blob_header(const Digest& digest, uint64_t size);
-  Status write_member(const std::string& path, std::string_view data);
-
-  ByteSink& out_;
+  OciLayoutWriter layout_;  // the tar members: blobs checked as they stream, index.json
   std::string config_bytes_;
   std::vector<LayerSize> layers_;
   std::vector<std::string> tags_;
   std::string manifest_;
   Digest manifest_digest_;
-  std::vector<Digest> written_;
   size_t next_ = 0;
   bool started_ = false;
   bool failed_ = false;

@@ -3,22 +3,21 @@
 // manifest digest) is known before the load and checked after it. The
 // manifest is canonical JSON of fixed field order (nlohmann's sorted keys),
 // uncompressed layers, config media type as OCI: a pure function of the
-// config bytes and the layer sizes. Members: the blobs/ directories, the
-// config, the layers (each once), then the manifest, index.json, oci-layout.
+// config bytes and the layer sizes. The tar itself is OciLayoutWriter's: the
+// blobs/ directories, the config, the layers (each once), then the manifest,
+// index.json, oci-layout.
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
 
-#include "common/engine/engine_detail.h"
 #include "common/image/image.h"
 #include "common/image/manifest.h"
-#include "common/tar/tar_entry.h"
+#include "common/image/oci_layout_writer.h"
 
 namespace deltasync {
 
 namespace {
 constexpr const char* kManifestType = "application/vnd.oci.image.manifest.v1+json";
-constexpr const char* kIndexType = "application/vnd.oci.image.index.v1+json";
 constexpr const char* kConfigType = "application/vnd.oci.image.config.v1+json";
 constexpr const char* kLayerType = "application/vnd.oci.image.layer.v1.tar";
 }  // namespace
@@ -56,28 +55,12 @@ Result<std::unique_ptr<OciArchiveWriter>> OciArchiveWriter::create(
 OciArchiveWriter::OciArchiveWriter(ByteSink& out, std::string config_bytes,
                                    std::vector<LayerSize> layers, std::vector<std::string> tags,
                                    std::string manifest)
-    : out_(out),
+    : layout_(out),
       config_bytes_(std::move(config_bytes)),
       layers_(std::move(layers)),
       tags_(std::move(tags)),
       manifest_(std::move(manifest)),
       manifest_digest_(Digest::of(manifest_)) {}
-
-Status OciArchiveWriter::write_member(const std::string& path, std::string_view data) {
-  TarHeaderSpec spec;
-  spec.path = path;
-  spec.size = data.size();
-  DS_RETURN_IF_ERROR(out_.write(build_tar_header(spec)));
-  DS_RETURN_IF_ERROR(out_.write(data));
-  return out_.write(std::string(tar_padding(data.size()), '\0'));
-}
-
-Status OciArchiveWriter::write_blob_header(const Digest& digest, uint64_t size) {
-  TarHeaderSpec spec;
-  spec.path = "blobs/sha256/" + digest.hex();
-  spec.size = size;
-  return out_.write(build_tar_header(spec));
-}
 
 Status OciArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, ByteSource& content) {
   if (failed_) return make_error(ErrorCode::kInternal, "OCI archive writer used after it failed");
@@ -87,30 +70,12 @@ Status OciArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, ByteSou
     return make_error(ErrorCode::kInvalidArgument, what + ": not the next layer of the manifest");
   failed_ = true;
   if (!started_) {
-    for (const char* dir : {"blobs/", "blobs/sha256/"}) {
-      TarHeaderSpec spec;
-      spec.path = dir;
-      spec.type = '5';
-      spec.mode = 0755;
-      DS_RETURN_IF_ERROR(out_.write(build_tar_header(spec)));
-    }
-    DS_RETURN_IF_ERROR(
-        write_member("blobs/sha256/" + Digest::of(config_bytes_).hex(), config_bytes_));
+    DS_RETURN_IF_ERROR(layout_.add_blob(config_bytes_));
     started_ = true;
   }
   ++next_;
-  if (std::find(written_.begin(), written_.end(), diff_id) != written_.end()) {
-    failed_ = false;  // a repeated layer: one blob
-    return ok_status();
-  }
-  DS_RETURN_IF_ERROR(write_blob_header(diff_id, size));
-  HashingSink hashing(&out_);
-  DS_RETURN_IF_ERROR(copy_exact(content, hashing, size, what));
-  if (Digest actual = hashing.digest(); actual != diff_id)
-    return make_error(ErrorCode::kVerifyFailed, what + ": content hashes to " + actual.str() +
-                                                    "; the archive is left incomplete");
-  DS_RETURN_IF_ERROR(out_.write(std::string(tar_padding(size), '\0')));
-  written_.push_back(diff_id);
+  // The layout writer checks the digest and writes a repeated layer once.
+  DS_RETURN_IF_ERROR(with_context(layout_.add_blob(diff_id, size, content), what));
   failed_ = false;
   return ok_status();
 }
@@ -120,22 +85,8 @@ Status OciArchiveWriter::finish() {
     return make_error(ErrorCode::kInvalidArgument, "OCI archive writer: " + std::to_string(next_) +
                                                        " of " + std::to_string(layers_.size()) +
                                                        " layers written");
-  DS_RETURN_IF_ERROR(write_member("blobs/sha256/" + manifest_digest_.hex(), manifest_));
-  nlohmann::json manifests = nlohmann::json::array();
-  nlohmann::json base = {
-      {"mediaType", kManifestType}, {"digest", manifest_digest_.str()}, {"size", manifest_.size()}};
-  if (tags_.empty()) manifests.push_back(base);
-  for (const auto& tag : tags_) {
-    nlohmann::json entry = base;
-    std::string qualified = engine_detail::qualified_name(tag);
-    entry["annotations"] = {{"io.containerd.image.name", qualified}};
-    manifests.push_back(entry);
-  }
-  nlohmann::json index = {
-      {"schemaVersion", 2}, {"mediaType", kIndexType}, {"manifests", manifests}};
-  DS_RETURN_IF_ERROR(write_member("index.json", index.dump()));
-  DS_RETURN_IF_ERROR(write_member("oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
-  return out_.write(std::string(2 * kTarBlock, '\0'));
+  DS_RETURN_IF_ERROR(layout_.add_blob(manifest_));
+  return layout_.finish({kManifestType, manifest_digest_, manifest_.size()}, tags_);
 }
 
 }  // namespace deltasync
