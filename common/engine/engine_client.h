@@ -1,13 +1,21 @@
-// Container-engine client: the Docker Engine API over its unix socket
-// (Boost.Beast HTTP/1.1). Podman's Docker-compatible socket (podman system
-// service) speaks the same; where its answers differ, they are brought to
-// Docker's form here (names, see engine_detail::familiar_name), and
-// DockerArchiveWriter writes archives both engines load (docs/deploy.md,
-// "Podman").
+// Container-engine client: what deltasync asks of the engine on either side
+// (list, inspect, export, load, tag, remove), whatever the engine is. The
+// address picks the API (common/engine/engine_backend.h):
+//   unix:///var/run/docker.sock       the Docker Engine API (Boost.Beast
+//       HTTP/1.1): dockerd on either image store, and Podman's compatible
+//       service, whose different answers are brought to Docker's form
+//       (names, see engine_detail::familiar_name);
+//   containerd:///run/containerd/containerd.sock[?namespace=k8s.io&snapshotter=overlayfs]
+//       containerd's gRPC API (k3s: /run/k3s/containerd/containerd.sock),
+//       namespace k8s.io by default (where the kubelet looks).
+// Archives go both ways in the forms the engine's store needs (a
+// docker-archive for the classic store and Podman, an OCI layout for
+// containerd, see common/load/image_loader.h).
 //
-// Each call opens its own connection, so an EngineClient may be shared by
-// threads as long as calls do not overlap on one object (it holds no socket
-// between calls). Every network operation has a deadline (EngineOptions).
+// Each call opens its own connection (or, for containerd, uses the client's
+// channel), so an EngineClient may be shared by threads as long as calls do
+// not overlap on one object. Every network operation has a deadline
+// (EngineOptions).
 // Engine failures become Errors that name the engine and what to do:
 //   "no such image app:2.0.0 in the engine at unix:///var/run/docker.sock"
 //   "cannot reach the engine at unix:///run/x.sock: connection refused
@@ -25,8 +33,11 @@
 
 namespace deltasync {
 
+class EngineBackend;
+
 struct EngineOptions {
-  // "unix:///path/to/socket"; see resolve_engine_address().
+  // "unix:///path/to/socket" or "containerd:///path/to/socket[?...]"; see
+  // resolve_engine_address().
   std::string address;
   // Deadline for connecting and for each read/write while streaming.
   std::chrono::seconds io_timeout{300};
@@ -35,8 +46,10 @@ struct EngineOptions {
 // --engine value if non-empty, else $DOCKER_HOST, else the first of these
 // sockets that exists: /var/run/docker.sock; for a user other than root,
 // rootless Podman's $XDG_RUNTIME_DIR/podman/podman.sock; rootful Podman's
-// /run/podman/podman.sock. None: unix:///var/run/docker.sock (whose error
-// then names it). Only unix:// addresses are supported (clear error otherwise).
+// /run/podman/podman.sock; /run/containerd/containerd.sock and k3s's
+// /run/k3s/containerd/containerd.sock (as containerd://). None:
+// unix:///var/run/docker.sock (whose error then names it). Only unix:// and
+// containerd:// addresses are supported (clear error otherwise).
 Result<std::string> resolve_engine_address(const std::string& flag_value);
 
 struct EngineVersion {
@@ -52,8 +65,11 @@ struct EngineVersion {
 //                load skips layers it holds (placeholders in the archive).
 //   kContainerd  Docker's containerd image store (driver-type
 //                io.containerd.snapshotter.v1 in /info; the default of fresh
-//                Docker 29 installs): Id = manifest or index digest; a load
-//                needs every layer blob the archive's manifest names.
+//                Docker 29 installs) and containerd itself: Id = manifest or
+//                index digest. Docker's load needs every layer blob the
+//                archive's manifest names; containerd's (EngineInfo::
+//                load_reuses_blobs) takes an archive without the blobs its
+//                content store holds.
 enum class ImageStoreKind { kClassic, kContainerd };
 
 struct EngineInfo {
@@ -61,7 +77,12 @@ struct EngineInfo {
   std::string driver;          // "vfs", "native", "overlayfs", ...
   ImageStoreKind store = ImageStoreKind::kClassic;
   bool is_podman = false;
-  // "classic store (vfs)", "containerd image store (native)", "Podman (vfs)".
+  // containerd itself (containerd:// address): its load writes only the
+  // blobs its content store lacks, so archives may leave those out.
+  bool is_containerd = false;
+  bool load_reuses_blobs() const { return is_containerd; }
+  // "classic store (vfs)", "containerd image store (native)", "Podman (vfs)",
+  // "containerd 1.6.20 (native snapshotter, namespace k8s.io)".
   std::string describe() const;
 };
 
@@ -79,6 +100,10 @@ struct EngineImageDetail {
   std::string id;                      // "sha256:<hex>", the engine's ID as above
   std::vector<std::string> repo_tags;  // Docker's form, as above
   std::vector<std::string> diff_ids;   // RootFS.Layers, "sha256:<hex>"
+  // The config digest (what the kubelet and crictl call the image ID), read
+  // from the manifest on containerd; empty from the Docker API (whose Id is
+  // the config digest on the classic store and Podman).
+  std::string config_digest;
   std::string os;
   std::string architecture;
   int64_t size = 0;
@@ -101,24 +126,32 @@ class EngineClient {
   // `name` is a reference ("app:2.0.0", "app" meaning app:latest) or an ID.
   // A missing image is ErrorCode::kNotFound.
   Result<EngineImageDetail> inspect_image(const std::string& name);
-  // GET /images/{name}/get: streams the `docker save` archive into `out`
-  // (out.finish() is not called; the caller finishes/publishes it).
-  // `platform` ("linux/arm64"; empty: what the engine exports by default)
-  // selects one platform of a multi-platform image (API 1.48+).
+  // Streams the image as an archive into `out` (out.finish() is not called;
+  // the caller finishes/publishes it): `docker save` output (GET
+  // /images/{name}/get), or for containerd an OCI-layout tar of the image's
+  // blobs read from its content store. `platform` ("linux/arm64"; empty:
+  // what the engine exports by default, containerd: this host's) selects one
+  // platform of a multi-platform image (Docker API 1.48+).
   Status export_image(const std::string& name, ByteSink& out, const std::string& platform = "");
-  // POST /images/load: streams a docker-archive from `archive` (chunked).
-  // Returns the engine's progress messages ("Loaded image: app:2.0.0").
+  // Streams an archive from `archive` into the engine: POST /images/load
+  // (chunked) for Docker and Podman; for containerd an OCI-layout tar whose
+  // blobs are written to the content store (those it holds are skipped, and
+  // may be missing from the archive), then the images created and unpacked
+  // into the snapshotter. Returns progress messages ("Loaded image: app:2").
   Result<std::vector<std::string>> load_image(ByteSource& archive);
-  // POST /images/{source}/tag?repo=..&tag=..; target "repo[:tag]", sent
-  // qualified ("docker.io/library/app:1" for "app:1", as Docker reads it).
+  // Gives image `source` the name `target` ("repo[:tag]"), sent qualified
+  // ("docker.io/library/app:1" for "app:1", as Docker and the kubelet read
+  // it): POST /images/{source}/tag, or containerd's images service.
   Status tag_image(const std::string& source, const std::string& target);
-  // DELETE /images/{name} (used by tests and store housekeeping).
+  // Removes the name (or the image, given its ID); tests and housekeeping.
   Status remove_image(const std::string& name, bool force);
+  // Whether the engine's content store holds blob `digest` ("sha256:<hex>");
+  // false on engines whose load cannot reuse blobs (see EngineInfo).
+  Result<bool> has_blob(const std::string& digest);
 
  private:
-  struct Impl;
   EngineOptions options_;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<EngineBackend> backend_;
 };
 
 }  // namespace deltasync

@@ -139,4 +139,58 @@ std::string error_message_from_body(std::string_view body, unsigned status) {
   return text;
 }
 
+namespace {
+
+// containerd's identifier rule for namespaces and snapshotter names
+// (identifiers.Validate): letters, digits, '.', '_', '-'; alphanumeric at
+// both ends; at most 76 characters.
+bool valid_containerd_identifier(std::string_view id) {
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  if (id.empty() || id.size() > 76 || !alnum(id.front()) || !alnum(id.back())) return false;
+  return std::all_of(id.begin(), id.end(),
+                     [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
+}  // namespace
+
+Result<ContainerdAddress> parse_containerd_address(std::string_view address) {
+  auto bad = [&](const std::string& why) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "engine address " + std::string(address) + ": " + why +
+                          " (write containerd:///run/containerd/containerd.sock"
+                          "[?namespace=k8s.io&snapshotter=overlayfs])");
+  };
+  if (!address.starts_with(kContainerdScheme)) return bad("not a containerd:// address");
+  std::string_view rest = address.substr(kContainerdScheme.size());
+  std::string_view query;
+  if (auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  ContainerdAddress parsed;
+  if (rest.empty() || rest.front() != '/') return bad("the socket path must be absolute");
+  if (rest.size() > 107) return bad("socket path longer than 107 bytes (the unix socket limit)");
+  parsed.socket = std::string(rest);
+  while (!query.empty()) {
+    std::string_view pair = query.substr(0, query.find('&'));
+    query = pair.size() < query.size() ? query.substr(pair.size() + 1) : std::string_view();
+    auto eq = pair.find('=');
+    if (eq == std::string_view::npos)
+      return bad("parameter '" + std::string(pair) + "' has no value");
+    std::string_view key = pair.substr(0, eq), value = pair.substr(eq + 1);
+    if (!valid_containerd_identifier(value))
+      return bad("'" + std::string(value) + "' is not a valid " + std::string(key));
+    if (key == "namespace") {
+      parsed.name_space = std::string(value);
+    } else if (key == "snapshotter") {
+      parsed.snapshotter = std::string(value);
+    } else {
+      return bad("unknown parameter '" + std::string(key) + "' (namespace, snapshotter)");
+    }
+  }
+  return parsed;
+}
+
 }  // namespace deltasync::engine_detail

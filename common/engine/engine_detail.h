@@ -62,4 +62,17 @@ std::string api_path_prefix(std::string_view engine_api_version);
 // (trimmed, shortened), else "HTTP <status>".
 std::string error_message_from_body(std::string_view body, unsigned status);
 
+// containerd addresses: containerd://SOCKET[?namespace=NS&snapshotter=NAME].
+// The namespace defaults to k8s.io (the kubelet's), the snapshotter to
+// overlayfs (containerd's and k3s's default); both are checked to be names
+// containerd accepts. An unknown parameter or a relative socket path is
+// kInvalidArgument, naming the address.
+inline constexpr std::string_view kContainerdScheme = "containerd://";
+struct ContainerdAddress {
+  std::string socket;  // "/run/containerd/containerd.sock"
+  std::string name_space = "k8s.io";
+  std::string snapshotter = "overlayfs";
+};
+Result<ContainerdAddress> parse_containerd_address(std::string_view address);
+
 }  // namespace deltasync::engine_detail
