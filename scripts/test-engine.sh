@@ -36,6 +36,14 @@
 #   docker28-containerd  the same with the containerd image store
 #                        ("features": {"containerd-snapshotter": true}, native
 #                        snapshotter): what fresh Docker 29 installs use
+#   containerd16         Debian 12's containerd 1.6 alone (no Docker): a k3s or
+#                        kubeadm node; address containerd://ROOT/NAME/c.sock?
+#                        snapshotter=native (namespace k8s.io), state in root/
+#                        and state/, config in containerd.toml (CRI off: no pods)
+#   containerd2          forky's containerd 2.x, the same way, in the chroot
+# DELTASYNC_TEST_SITE_ENGINE_KIND, when set, is the kind of the engine named
+# "receiver" (the site) instead: a Docker build host beside a containerd site.
+# `start` and `address` print the engine's address (also kept in ROOT/NAME/address).
 # A forky engine runs `chroot ROOT dockerd` with the engine directory shared
 # into the chroot at the same path, so its socket is the same file inside and
 # out; `stop` also unmounts what the engine mounted under the chroot's view.
@@ -72,8 +80,23 @@ check_name() {
 }
 
 engine_dir() { echo "$ROOT/$1"; }
-socket_path() { echo "$ROOT/$1/d.sock"; }
-address_of() { echo "unix://$(socket_path "$1")"; }
+socket_path() {
+  if [ -r "$ROOT/$1/engine.conf" ] && grep -q '^kind=containerd' "$ROOT/$1/engine.conf"; then
+    echo "$ROOT/$1/c.sock"
+  else
+    echo "$ROOT/$1/d.sock"
+  fi
+}
+address_of() {
+  if [ -r "$ROOT/$1/address" ]; then cat "$ROOT/$1/address"; else echo "unix://$(socket_path "$1")"; fi
+}
+kind_of() {
+  if [ "$1" = receiver ] && [ -n "${DELTASYNC_TEST_SITE_ENGINE_KIND:-}" ]; then
+    echo "$DELTASYNC_TEST_SITE_ENGINE_KIND"
+  else
+    echo "${DELTASYNC_TEST_ENGINE_KIND:-docker20-classic}"
+  fi
+}
 
 # True if pid $1 exists and is not a zombie.
 alive() {
@@ -89,6 +112,17 @@ alive() {
 ping_engine() {
   local sock="$1"
   [ -S "$sock" ] || return 1
+  case "$sock" in
+    */c.sock)
+      local ctr=ctr froot
+      if [ -r "$(dirname "$sock")/engine.conf" ] && grep -q '^chroot=' "$(dirname "$sock")/engine.conf"; then
+        froot="$(sed -n 's/^chroot=//p' "$(dirname "$sock")/engine.conf")"
+        ctr="chroot $froot ctr"
+      fi
+      $ctr --address "$sock" --timeout 5s version >/dev/null 2>&1
+      return
+      ;;
+  esac
   if command -v curl >/dev/null 2>&1; then
     [ "$(curl -fsS --max-time 5 --unix-socket "$sock" http://localhost/_ping 2>/dev/null)" = "OK" ]
   else
@@ -102,7 +136,7 @@ ping_engine() {
 engine_pids() {
   local dir="$1" pid f cmd
   local -A seen=()
-  for f in "$dir/dockerd.pid" "$dir/launch.pid"; do
+  for f in "$dir/dockerd.pid" "$dir/launch.pid" "$dir/containerd.pid"; do
     if [ -r "$f" ]; then
       pid="$(tr -dc '0-9' <"$f" 2>/dev/null || true)"
       if alive "$pid" && [ -z "${seen[$pid]:-}" ]; then
@@ -216,16 +250,24 @@ with_lock() {
 do_start() {
   local name="$1" dir sock pid deadline
   dir="$(engine_dir "$name")"
-  sock="$(socket_path "$name")"
+  local kind
+  kind="$(kind_of "$name")"
+  case "$kind" in
+    containerd*) sock="$dir/c.sock" ;;
+    *) sock="$dir/d.sock" ;;
+  esac
   [ "${#sock}" -le "$SOCKET_MAX" ] ||
     die "socket path $sock is ${#sock} bytes, over the $SOCKET_MAX-byte limit of unix sockets; set a shorter DELTASYNC_ENGINE_ROOT"
   [ "$(id -u)" = 0 ] || die "dockerd needs root (run as root or with sudo)"
-  local kind="${DELTASYNC_TEST_ENGINE_KIND:-docker20-classic}" launcher=() config='{}' driver=vfs
+  local launcher=() config='{}' driver=vfs
   case "$kind" in
     docker20-classic)
       command -v dockerd >/dev/null 2>&1 || die "dockerd not found (apt-get install docker.io)"
       ;;
-    docker28-classic | docker28-containerd)
+    containerd16)
+      command -v containerd >/dev/null 2>&1 || die "containerd not found (apt-get install containerd)"
+      ;;
+    docker28-classic | docker28-containerd | containerd2)
       "$SCRIPT_DIR/forky-root.sh" setup >&2 || die "$name: no forky chroot for $kind"
       local froot
       froot="$("$SCRIPT_DIR/forky-root.sh" path)"
@@ -239,7 +281,7 @@ do_start() {
         driver=""
       fi
       ;;
-    *) die "unknown DELTASYNC_TEST_ENGINE_KIND '$kind' (docker20-classic, docker28-classic, docker28-containerd)" ;;
+    *) die "unknown engine kind '$kind' (docker20-classic, docker28-classic, docker28-containerd, containerd16, containerd2)" ;;
   esac
 
   if ping_engine "$sock"; then
@@ -252,6 +294,10 @@ do_start() {
     stop_dir "$dir"
   fi
 
+  if [[ "$kind" == containerd* ]]; then
+    start_containerd "$name" "$dir" "$sock" "$kind" "${launcher[@]}"
+    return
+  fi
   mkdir -p "$dir/data" "$dir/x"
   echo "$config" >"$dir/daemon.json"
   {
@@ -284,6 +330,46 @@ do_start() {
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "test-engine: $name: dockerd did not answer /_ping within ${START_TIMEOUT}s; last log lines:" >&2
       tail -n 20 "$dir/dockerd.log" >&2 || true
+      stop_dir "$dir"
+      exit 1
+    fi
+    sleep 0.3
+  done
+  address_of "$name"
+}
+
+# A containerd alone: its own root, state and socket under the engine
+# directory, the native snapshotter (no overlay mounts), and no CRI plugin.
+start_containerd() {
+  local name="$1" dir="$2" sock="$3" kind="$4" pid deadline
+  shift 4
+  local launcher=("$@")
+  mkdir -p "$dir/root" "$dir/state"
+  cat >"$dir/containerd.toml" <<EOF_TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$sock.ttrpc"
+EOF_TOML
+  {
+    echo "name=$name"
+    echo "kind=$kind"
+    [ "${#launcher[@]}" -eq 0 ] || echo "chroot=${launcher[1]}"
+  } >"$dir/engine.conf"
+  echo "containerd://$sock?snapshotter=native" >"$dir/address"
+  setsid "${launcher[@]}" containerd --config "$dir/containerd.toml" \
+    </dev/null >>"$dir/containerd.log" 2>&1 9>&- &
+  pid=$!
+  echo "$pid" >"$dir/launch.pid"
+  deadline=$((SECONDS + START_TIMEOUT))
+  until ping_engine "$sock"; do
+    if ! alive "$pid" || [ "$SECONDS" -ge "$deadline" ]; then
+      echo "test-engine: $name: containerd did not start; last log lines:" >&2
+      tail -n 20 "$dir/containerd.log" >&2 || true
       stop_dir "$dir"
       exit 1
     fi

@@ -166,6 +166,10 @@ class OciArchiveWriter {
   const Digest& manifest_digest() const { return manifest_digest_; }
   // The next layer; its content must hash to its diff_id (kVerifyFailed).
   Status add_layer(const Digest& diff_id, uint64_t size, ByteSource& content);
+  // The next layer is named by the manifest but left out of the archive:
+  // only for an engine whose load reuses the blobs it holds
+  // (EngineInfo::load_reuses_blobs, containerd).
+  Status skip_layer(const Digest& diff_id);
   Status finish();
 
  private:

@@ -80,6 +80,23 @@ Status OciArchiveWriter::add_layer(const Digest& diff_id, uint64_t size, ByteSou
   return ok_status();
 }
 
+Status OciArchiveWriter::skip_layer(const Digest& diff_id) {
+  if (failed_) return make_error(ErrorCode::kInternal, "OCI archive writer used after it failed");
+  if (next_ >= layers_.size() || layers_[next_].diff_id != diff_id)
+    return make_error(ErrorCode::kInvalidArgument, "OCI archive writer: layer " +
+                                                       std::to_string(next_ + 1) + " (" +
+                                                       diff_id.str() +
+                                                       "): not the next layer of the manifest");
+  if (!started_) {
+    failed_ = true;
+    DS_RETURN_IF_ERROR(layout_.add_blob(config_bytes_));
+    started_ = true;
+    failed_ = false;
+  }
+  ++next_;
+  return ok_status();
+}
+
 Status OciArchiveWriter::finish() {
   if (failed_ || next_ != layers_.size() || !started_)
     return make_error(ErrorCode::kInvalidArgument, "OCI archive writer: " + std::to_string(next_) +

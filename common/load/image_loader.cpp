@@ -56,6 +56,19 @@ Status check_loaded(EngineClient& engine, const std::string& id, const std::vect
   return ok_status();
 }
 
+// Which of the identity's layer blobs the engine holds already: on engines
+// whose load reuses them (containerd), those need not be rebuilt or sent.
+Result<std::vector<bool>> blobs_held(EngineClient& engine, const DistributionIdentity& identity) {
+  std::vector<bool> held(identity.layers.size(), false);
+  DS_ASSIGN_OR_RETURN(EngineInfo info, engine.info());
+  if (!info.load_reuses_blobs()) return held;
+  for (size_t i = 0; i < identity.layers.size(); ++i) {
+    DS_ASSIGN_OR_RETURN(bool has, engine.has_blob(identity.layers[i].blob.digest.str()));
+    held[i] = has;
+  }
+  return held;
+}
+
 // Rebuilds every compressed blob of `identity` into `scratch` (verified),
 // then loads the build host's own documents and blobs; the engine's Id must
 // then be the build host's target digest with the config's diff_ids.
@@ -80,13 +93,16 @@ Result<std::string> load_with_source_identity(EngineClient& engine, const std::s
     uint64_t size = 0;
   };
   std::vector<Blob> blobs(chain.size());
+  // Blobs the engine holds (containerd: typically the basis layers) are
+  // neither rebuilt nor sent.
+  DS_ASSIGN_OR_RETURN(std::vector<bool> held, blobs_held(engine, identity));
   const GoGzip& gzip = GoGzip::installed();
   for (size_t i = 0; i < chain.size(); ++i) {
     const DistributionLayer& layer = identity.layers[i];
     if (layer.diff_id != chain[i])
       return make_error(ErrorCode::kProtocol, "the distribution identity's layer " +
                                                   std::to_string(i + 1) + " is not the config's");
-    if (layer.uncompressed()) continue;
+    if (held[i] || layer.uncompressed()) continue;
     auto path = scratch.path() / layer.blob.digest.hex();
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return std::unexpected(errno_error(errno, "create " + path.string()));
@@ -106,6 +122,7 @@ Result<std::string> load_with_source_identity(EngineClient& engine, const std::s
     DS_RETURN_IF_ERROR(writer.add_blob(config));
     for (size_t i = 0; i < chain.size(); ++i) {
       const DistributionLayer& layer = identity.layers[i];
+      if (held[i]) continue;
       if (blobs[i].fd.valid()) {
         FileSource source(blobs[i].fd.get(), 0, blobs[i].size,
                           "blob " + layer.blob.digest.short_str());
@@ -158,11 +175,24 @@ Result<LoadedImage> load_image_into_engine(
       result.identity_note = "the build host's " + options.distribution->describe() +
                              " was not kept: " + exact.error().message();
     }
+    // Our manifest's layers are the uncompressed tars, named by diff_id:
+    // containerd's load reuses those it holds (the basis, after the first).
+    std::vector<bool> held(chain.size(), false);
+    if (info.load_reuses_blobs()) {
+      for (size_t i = 0; i < chain.size(); ++i) {
+        DS_ASSIGN_OR_RETURN(bool has, engine.has_blob(chain[i].str()));
+        held[i] = has;
+      }
+    }
     Digest manifest_digest;
     auto produce = [&](ByteSink& sink) -> Status {
       DS_ASSIGN_OR_RETURN(auto writer, OciArchiveWriter::create(sink, config, sizes, tags));
       manifest_digest = writer->manifest_digest();
       for (size_t i = 0; i < chain.size(); ++i) {
+        if (held[i]) {
+          DS_RETURN_IF_ERROR(writer->skip_layer(chain[i]));
+          continue;
+        }
         FileSource source(files[i].fd, 0, files[i].size, "layer " + chain[i].short_str());
         DS_RETURN_IF_ERROR(writer->add_layer(chain[i], files[i].size, source));
       }

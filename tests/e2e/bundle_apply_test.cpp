@@ -14,6 +14,7 @@
 
 #include "common/io/file.h"
 #include "proto/deltasync.pb.h"
+#include "tests/support/ctr_cli.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
 #include "tests/support/test_images.h"
@@ -157,6 +158,9 @@ TEST_F(BundleApplyTest, AppliedImageIsBitIdentical) {
     EXPECT_EQ(image_id_of(receiver_engine(), tag_ + ":2"),
               image_id_of(sender_engine(), tag_ + ":2"));
     EXPECT_EQ(got["RootFS"]["Layers"], sent["RootFS"]["Layers"]);
+    if (is_containerd_engine(receiver_engine())) {
+      EXPECT_EQ(ctr_unpack_problem(receiver_engine(), tag_ + ":2"), "");
+    }
     if (engine_ids_are_config_digests(sender_engine()) &&
         engine_ids_are_config_digests(receiver_engine())) {
       EXPECT_EQ(got["Id"], sent["Id"]);

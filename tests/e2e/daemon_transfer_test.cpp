@@ -23,6 +23,7 @@
 
 #include "common/io/file.h"
 #include "tests/support/background_process.h"
+#include "tests/support/ctr_cli.h"
 #include "tests/support/json_lines.h"
 #include "tests/support/loopback_receiver.h"
 #include "tests/support/test_engines.h"
@@ -135,6 +136,10 @@ class DaemonTransferTest : public EngineTest {
   void expect_site_has_target() {
     EXPECT_EQ(image_id_of(receiver_engine(), tag_ + ":2"), target_id_)
         << "the site must hold " << tag_ << ":2 with the sender's image ID";
+    // containerd (k3s): unpacked into the snapshotter, so no pull is needed.
+    if (is_containerd_engine(receiver_engine())) {
+      EXPECT_EQ(ctr_unpack_problem(receiver_engine(), tag_ + ":2"), "");
+    }
   }
 
   void remove_target_from_site() {

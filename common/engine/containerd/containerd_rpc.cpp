@@ -281,6 +281,10 @@ Status ContainerdRpc::write_blob(const std::string& digest, int64_t size, ByteSo
   }
   if (!failure) context->TryCancel();
   stream->WritesDone();
+  // containerd sends the last response twice (once more from a deferred
+  // send); Finish() would wait for unread messages, so read them.
+  while (stream->Read(&response)) {
+  }
   grpc::Status status = stream->Finish();
   if (!failure) {
     content::AbortRequest abort;
