@@ -355,6 +355,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [ttrpc]
   address = "$sock.ttrpc"
 EOF_TOML
+  # containerd 2.x imports through its transfer service, which unpacks only
+  # for the platforms configured (the CRI plugin would add this host's).
+  if [ "$kind" = containerd2 ]; then
+    cat >>"$dir/containerd.toml" <<EOF_TOML
+[[plugins."io.containerd.transfer.v1.local".unpack_config]]
+  platform = "linux/$(dpkg --print-architecture 2>/dev/null || echo amd64)"
+  snapshotter = "native"
+EOF_TOML
+  fi
   {
     echo "name=$name"
     echo "kind=$kind"
