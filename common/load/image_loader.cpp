@@ -1,5 +1,7 @@
 #include "common/load/image_loader.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -58,10 +60,11 @@ Status check_loaded(EngineClient& engine, const std::string& id, const std::vect
 
 // Which of the identity's layer blobs the engine holds already: on engines
 // whose load reuses them (containerd), those need not be rebuilt or sent.
-Result<std::vector<bool>> blobs_held(EngineClient& engine, const DistributionIdentity& identity) {
+Result<std::vector<bool>> blobs_held(EngineClient& engine, const DistributionIdentity& identity,
+                                     bool reuse) {
   std::vector<bool> held(identity.layers.size(), false);
   DS_ASSIGN_OR_RETURN(EngineInfo info, engine.info());
-  if (!info.load_reuses_blobs()) return held;
+  if (!reuse || !info.load_reuses_blobs()) return held;
   for (size_t i = 0; i < identity.layers.size(); ++i) {
     DS_ASSIGN_OR_RETURN(bool has, engine.has_blob(identity.layers[i].blob.digest.str()));
     held[i] = has;
@@ -77,7 +80,8 @@ Result<std::string> load_with_source_identity(EngineClient& engine, const std::s
                                               const std::vector<LayerFileRef>& files,
                                               const DistributionIdentity& identity,
                                               const std::vector<std::string>& tags,
-                                              const std::filesystem::path& scratch_parent) {
+                                              const std::filesystem::path& scratch_parent,
+                                              bool reuse_blobs) {
   if (identity.layers.size() != chain.size())
     return make_error(ErrorCode::kProtocol,
                       "the distribution identity lists " + std::to_string(identity.layers.size()) +
@@ -95,7 +99,7 @@ Result<std::string> load_with_source_identity(EngineClient& engine, const std::s
   std::vector<Blob> blobs(chain.size());
   // Blobs the engine holds (containerd: typically the basis layers) are
   // neither rebuilt nor sent.
-  DS_ASSIGN_OR_RETURN(std::vector<bool> held, blobs_held(engine, identity));
+  DS_ASSIGN_OR_RETURN(std::vector<bool> held, blobs_held(engine, identity, reuse_blobs));
   const GoGzip& gzip = GoGzip::installed();
   for (size_t i = 0; i < chain.size(); ++i) {
     const DistributionLayer& layer = identity.layers[i];
@@ -161,9 +165,15 @@ Result<LoadedImage> load_image_into_engine(
       sizes.push_back({d, file.size});
     }
     if (options.distribution) {
-      auto exact = load_with_source_identity(
-          engine, config, chain, files, *options.distribution, tags,
-          options.scratch_dir.empty() ? default_temp_parent() : options.scratch_dir);
+      const auto scratch =
+          options.scratch_dir.empty() ? default_temp_parent() : options.scratch_dir;
+      auto exact = load_with_source_identity(engine, config, chain, files, *options.distribution,
+                                             tags, scratch, /*reuse_blobs=*/true);
+      // A held blob went (GC after an image was removed) between our look
+      // and the load's lease: once more, sending every blob.
+      if (!exact && exact.error().code() == ErrorCode::kNotFound && info.load_reuses_blobs())
+        exact = load_with_source_identity(engine, config, chain, files, *options.distribution, tags,
+                                          scratch, /*reuse_blobs=*/false);
       if (exact) {
         result.engine_id = *exact;
         result.same_as_source = true;
@@ -198,8 +208,14 @@ Result<LoadedImage> load_image_into_engine(
       }
       return writer->finish();
     };
-    DS_ASSIGN_OR_RETURN(auto messages, load_archive_through_pipe(engine, produce));
-    (void)messages;
+    auto messages = load_archive_through_pipe(engine, produce);
+    if (!messages && messages.error().code() == ErrorCode::kNotFound &&
+        std::find(held.begin(), held.end(), true) != held.end()) {
+      // As above: a held blob went before the load leased it.
+      held.assign(chain.size(), false);
+      messages = load_archive_through_pipe(engine, produce);
+    }
+    if (!messages) return std::unexpected(messages.error());
     result.engine_id = manifest_digest.str();
     DS_RETURN_IF_ERROR(check_loaded(
         engine, result.engine_id, chain,

@@ -171,22 +171,45 @@ Result<ResolvedImage> find(ContainerdRpc& rpc, const std::string& name,
   return std::move(*found);
 }
 
+namespace {
+
+// A manifest's config and layers as GC references.
+std::map<std::string, std::string> manifest_references(const Descriptor& config,
+                                                       const std::vector<Descriptor>& layers) {
+  std::map<std::string, std::string> labels{{"containerd.io/gc.ref.content.config", config.digest}};
+  for (size_t i = 0; i < layers.size(); ++i)
+    labels["containerd.io/gc.ref.content.l." + std::to_string(i)] = layers[i].digest;
+  return labels;
+}
+
+}  // namespace
+
 Status label_references(ContainerdRpc& rpc, const ResolvedImage& image) {
-  std::map<std::string, std::string> labels{
-      {"containerd.io/gc.ref.content.config", image.config.digest}};
-  for (size_t i = 0; i < image.layers.size(); ++i)
-    labels["containerd.io/gc.ref.content.l." + std::to_string(i)] = image.layers[i].digest;
-  DS_RETURN_IF_ERROR(rpc.set_content_labels(image.manifest.digest, labels));
+  DS_RETURN_IF_ERROR(rpc.set_content_labels(image.manifest.digest,
+                                            manifest_references(image.config, image.layers)));
   if (!image.index_bytes.empty()) {
     std::map<std::string, std::string> index_labels;
     try {
       size_t i = 0;
-      for (const auto& m : Json::parse(image.index_bytes).at("manifests")) {
+      const Json index = Json::parse(image.index_bytes);  // named: the loop borrows from it
+      for (const auto& m : index.at("manifests")) {
         std::string digest = m.value("digest", "");
         // Only what the store holds: a reference to a missing blob is harmless
         // to GC, but naming only present ones keeps the labels honest.
-        if (rpc.content_info(digest))
-          index_labels["containerd.io/gc.ref.content.m." + std::to_string(i++)] = digest;
+        if (!rpc.content_info(digest)) continue;
+        index_labels["containerd.io/gc.ref.content.m." + std::to_string(i++)] = digest;
+        // The other manifests held (attestations: BuildKit's provenance and
+        // SBOM) keep their own blobs too.
+        if (digest == image.manifest.digest) continue;
+        Descriptor child = descriptor_of(m);
+        auto bytes = read_document(rpc, child);
+        if (!bytes) continue;
+        const Json doc = Json::parse(*bytes);
+        if (!doc.contains("config") || !doc.contains("layers")) continue;
+        std::vector<Descriptor> layers;
+        for (const auto& l : doc["layers"]) layers.push_back(descriptor_of(l));
+        DS_RETURN_IF_ERROR(rpc.set_content_labels(
+            digest, manifest_references(descriptor_of(doc["config"]), layers)));
       }
     } catch (const Json::exception& e) {
       return make_error(ErrorCode::kCorrupt, "index " + image.target.digest + ": " + e.what());

@@ -50,9 +50,15 @@ Result<std::string> write_blobs(ContainerdRpc& rpc, ByteSource& archive, size_t*
                         "the image archive: member " + path + " is not named by a sha256 digest");
     const std::string name = digest->str();
     DS_ASSIGN_OR_RETURN(bool present, store_has(rpc, name));
+    // Held already: leased, so GC cannot take it (an image removed a moment
+    // ago) before our image refers to it; if it went meanwhile, write it.
     if (present) {
-      ++*reused;
-      continue;  // next() reads past it
+      auto leased = rpc.lease_content(name);
+      if (leased) {
+        ++*reused;
+        continue;  // next() reads past it
+      }
+      if (leased.error().code() != ErrorCode::kNotFound) return std::unexpected(leased.error());
     }
     const auto size = static_cast<int64_t>(entry->size);
     if (entry->size <= kMaxInMemory) {
@@ -74,11 +80,12 @@ Result<std::string> write_blobs(ContainerdRpc& rpc, ByteSource& archive, size_t*
   return std::move(*index_json);
 }
 
-// Every blob the platform manifest needs is in the store.
+// Every blob the platform manifest needs is in the store, and leased.
 Status check_complete(ContainerdRpc& rpc, const containerd_images::ResolvedImage& image) {
   for (size_t i = 0; i < image.layers.size(); ++i) {
-    DS_ASSIGN_OR_RETURN(bool present, store_has(rpc, image.layers[i].digest));
-    if (!present)
+    auto leased = rpc.lease_content(image.layers[i].digest);
+    if (!leased && leased.error().code() != ErrorCode::kNotFound) return leased;
+    if (!leased)
       return make_error(ErrorCode::kNotFound,
                         "layer " + std::to_string(i + 1) + " blob " + image.layers[i].digest +
                             " is neither in the archive nor in containerd at " + rpc.address());

@@ -396,6 +396,19 @@ Status ContainerdRpc::end_lease() {
   return ok_status();
 }
 
+Status ContainerdRpc::lease_content(const std::string& digest) {
+  if (!impl_->lease.empty()) {
+    leases::AddResourceRequest request;
+    request.set_id(impl_->lease);
+    request.mutable_resource()->set_id(digest);
+    request.mutable_resource()->set_type("content");
+    google::protobuf::Empty response;
+    DS_GRPC_CALL(leases, AddResource, request, response, "leasing blob " + digest);
+  }
+  DS_RETURN_IF_ERROR(content_info(digest));
+  return ok_status();
+}
+
 Status ContainerdRpc::stat_snapshot(const std::string& key) {
   snapshots::StatSnapshotRequest request;
   request.set_snapshotter(parsed_.snapshotter);

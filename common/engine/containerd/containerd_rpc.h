@@ -98,6 +98,10 @@ class ContainerdRpc {
   // it to every later call; end deletes it.
   Status begin_lease(std::chrono::seconds ttl);
   Status end_lease();
+  // Adds blob `digest` to the lease, so GC keeps it while we rely on it
+  // (a blob we did not write ourselves, e.g. the basis); then checks that
+  // it is still there (kNotFound if it went before we leased it).
+  Status lease_content(const std::string& digest);
 
   // Snapshots in the address's snapshotter. stat: kNotFound when absent.
   Status stat_snapshot(const std::string& key);
