@@ -15,6 +15,9 @@ packages=(
   golang-go  # the deltasync-gzip helper (cmake/GoGzipHelpers.cmake): Go's own gzip, rebuilt byte for byte
   podman  # tests/e2e/podman_test.sh: the engines behind Podman's Docker-compatible API
   uidmap  # tests/e2e/podman_rootless_test.sh: rootless Podman (newuidmap)
+  libgrpc++-dev protobuf-compiler-grpc  # containerd's gRPC API (common/engine/containerd/)
+  golang-github-containerd-containerd-dev  # containerd's API .proto files (proto/containerd/)
+  containerd  # tests: a containerd site (k3s, kubeadm) beside a Docker build host
   clang clang-format
   systemd dpkg-dev init-system-helpers
 )

@@ -34,6 +34,7 @@ ctest --output-on-failure --timeout 900 -j 2 "$@"
 # classic store and with the containerd image store (images built there by
 # BuildKit), and Podman 5. On each: send with a local and a remote basis,
 # bundle + apply, resume after the site is killed mid-transfer, three sites.
+# Then containerd alone as the site (1.6 and 2.x; issue 16).
 # DELTASYNC_SKIP_MATRIX=1 leaves it out (a quick local run).
 if [ "$matrix_on" = 1 ]; then
   matrix='bundle_apply_test.*(Bit|Signatures)|daemon_transfer_test.*(LocalAndRemote|Resumes)|multi_site_test.*Three|engine_.*_(start|stop)'
@@ -46,6 +47,21 @@ if [ "$matrix_on" = 1 ]; then
       DELTASYNC_DOCKER_CLI="$src/scripts/forky-docker.sh" \
       ctest --output-on-failure --timeout 900 -j 2 -R "$matrix"
   done
+  # containerd alone as the site (k3s, kubeadm): Debian 12's 1.6 and forky's
+  # 2.x beside Debian 12's dockerd as the build host; then 2.x beside
+  # forky's BuildKit build host, where the site must end with its own Id.
+  for site in containerd16 containerd2; do
+    echo "== engine matrix: $site site"
+    ctr_cli=ctr
+    [ "$site" = containerd2 ] && ctr_cli="$src/scripts/forky-ctr.sh"
+    DELTASYNC_TEST_SITE_ENGINE_KIND=$site DELTASYNC_CTR_CLI="$ctr_cli" \
+      ctest --output-on-failure --timeout 900 -j 2 -R "$matrix"
+  done
+  echo "== engine matrix: containerd2 site, docker28-containerd build host"
+  DELTASYNC_TEST_ENGINE_KIND=docker28-containerd DELTASYNC_TEST_BUILDKIT=1 \
+    DELTASYNC_TEST_EXPECT_SAME_ID=1 DELTASYNC_DOCKER_CLI="$src/scripts/forky-docker.sh" \
+    DELTASYNC_TEST_SITE_ENGINE_KIND=containerd2 DELTASYNC_CTR_CLI="$src/scripts/forky-ctr.sh" \
+    ctest --output-on-failure --timeout 900 -j 2 -R "$matrix"
   echo "== engine matrix: podman5"
   PATH="$src/scripts/forky-bin:$PATH" ctest --output-on-failure --timeout 900 -R '^podman_test$'
 fi

@@ -99,7 +99,63 @@ TEST(ResolveEngineAddress, FlagThenDockerHostThenDefault) {
   EXPECT_EQ(resolve_engine_address("unix:///run/flag.sock").value(), "unix:///run/flag.sock");
   EXPECT_EQ(resolve_engine_address("").value(), "unix:///run/from-env.sock");
   ::unsetenv("DOCKER_HOST");
-  EXPECT_EQ(resolve_engine_address("").value(), "unix:///var/run/docker.sock");
+  // The first engine socket found on this machine, else Docker's default.
+  std::string found = resolve_engine_address("").value();
+  EXPECT_TRUE(found == "unix:///var/run/docker.sock" || found == "unix:///run/podman/podman.sock" ||
+              found == "containerd:///run/containerd/containerd.sock" ||
+              found == "containerd:///run/k3s/containerd/containerd.sock")
+      << found;
+}
+
+TEST(ResolveEngineAddress, ContainerdAddresses) {
+  EXPECT_EQ(resolve_engine_address("containerd:///run/k3s/containerd/containerd.sock").value(),
+            "containerd:///run/k3s/containerd/containerd.sock");
+  auto bad = resolve_engine_address("containerd://run/containerd.sock");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.error().message().find("--engine"), std::string::npos) << bad.error().message();
+  EXPECT_NE(bad.error().message().find("absolute"), std::string::npos) << bad.error().message();
+}
+
+TEST(EngineDetail, ParseContainerdAddress) {
+  auto plain =
+      engine_detail::parse_containerd_address("containerd:///run/containerd/containerd.sock");
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_EQ(plain->socket, "/run/containerd/containerd.sock");
+  EXPECT_EQ(plain->name_space, "k8s.io");  // where the kubelet looks
+  EXPECT_EQ(plain->snapshotter, "overlayfs");
+
+  auto full = engine_detail::parse_containerd_address(
+      "containerd:///var/tmp/c.sock?namespace=default&snapshotter=native");
+  ASSERT_TRUE(full) << full.error().message();
+  EXPECT_EQ(full->socket, "/var/tmp/c.sock");
+  EXPECT_EQ(full->name_space, "default");
+  EXPECT_EQ(full->snapshotter, "native");
+
+  for (const char* bad :
+       {"unix:///run/c.sock", "containerd://", "containerd://relative.sock",
+        "containerd:///c.sock?namespace", "containerd:///c.sock?colour=blue",
+        "containerd:///c.sock?namespace=-bad", "containerd:///c.sock?snapshotter=a/b"}) {
+    auto parsed = engine_detail::parse_containerd_address(bad);
+    EXPECT_FALSE(parsed) << bad;
+    if (!parsed) {
+      EXPECT_EQ(parsed.error().code(), ErrorCode::kInvalidArgument) << bad;
+      EXPECT_NE(parsed.error().message().find(bad), std::string::npos) << parsed.error().message();
+    }
+  }
+}
+
+TEST(EngineClient, ContainerdThatIsNotThereIsUnavailable) {
+  EngineClient client(EngineOptions{.address = "containerd:///nonexistent/containerd.sock",
+                                    .io_timeout = std::chrono::seconds(2)});
+  auto status = client.ping();
+  ASSERT_FALSE(status);
+  EXPECT_TRUE(status.error().code() == ErrorCode::kUnavailable ||
+              status.error().code() == ErrorCode::kTimeout)
+      << status.error().message();
+  EXPECT_NE(status.error().message().find("containerd:///nonexistent/containerd.sock"),
+            std::string::npos)
+      << status.error().message();
 }
 
 TEST(ResolveEngineAddress, RejectsOtherSchemes) {
