@@ -19,6 +19,19 @@
 #   remote-warm  remote once more with the --cache-dir the remote run filled
 #            (the site's basis index is cached on the sender, so only
 #            signatures and the stream cross): a later update from that basis.
+#   local-cache  LOCAL with the basis from the sender's layer cache
+#            (sender/cache/): a run sends OLD (which the site holds) with a
+#            fresh --cache-dir, which keeps OLD's layers and config there
+#            (cache-fill); OLD is removed from the sender's engine; then NEW
+#            is sent with that --cache-dir to a fresh receiver: mode local,
+#            basis_source cache;
+#   fixed    NEW again, the site holding it, with a fresh --cache-dir (no TLS
+#            ticket) and --no-cache: the fixed cost of a session with a full
+#            handshake, as the remote and local-cache runs pay it;
+#   baselines  bench/baselines/measure.sh (rsync of the unpacked root
+#            filesystems, etc.) and bench/baselines/rsync-floor.py (the least
+#            a one-round librsync exchange can cost) on the same images;
+#            BENCH_BASELINES=0 leaves them out.
 # Each transfer gets a fresh deltarecvd with a fresh --store and (but for
 # remote-warm) a fresh --cache-dir, and NEW is removed from the site's
 # engine (docker rmi) before it, so each one really transfers. After each, the site's engine must hold
@@ -181,12 +194,14 @@ start_receiver() {
   fail "deltarecvd did not report 'listening on' within 30 s (log above)"
 }
 
-# send NAME OUT_JSON ERR_LOG [ARGS...]: deltasend NEW --to the receiver.
+# send NAME OUT_JSON ERR_LOG [ARGS...]: deltasend NEW (or $send_image) --to
+# the receiver.
+send_image=""
 send() {
   local name="$1" out="$2" err="$3" t0 t1
   shift 3
   t0=$(now)
-  if ! bounded "$deltasend" "$new" --to "127.0.0.1:$port" --cert "$pki/sender-bench.pem" \
+  if ! bounded "$deltasend" "${send_image:-$new}" --to "127.0.0.1:$port" --cert "$pki/sender-bench.pem" \
     --key "$pki/sender-bench.key" --ca "$pki/ca.pem" --engine "$engine" --json \
     --log-level info "$@" >"$out" 2>"$err"; then
     echo "--- deltasend ($name) stderr:" >&2
@@ -299,6 +314,41 @@ run_pair() {
   docker_h "$engine" image inspect -f '{{json .RootFS.Layers}}' "$new" >"$logs/new-layers.json"
   (cd "$pw/cache-remote/index" 2>/dev/null && stat -c '%n %s' -- *.idx) >"$logs/remote-index-files.txt" || true
 
+  # Baselines on the same images, while the sender's engine holds both.
+  if [ "${BENCH_BASELINES:-1}" != 0 ]; then
+    note "$pair: baselines (measure.sh: rsync of the root filesystems; rsync-floor.py)"
+    bounded bench/baselines/measure.sh "$engine" "$old" "$new" "$pw/measure" "$pair" \
+      >"$logs/baselines.json" 2>"$logs/baselines.err" || fail "measure.sh failed: $(tail -n 3 "$logs/baselines.err")"
+    docker_h "$engine" save -o "$pw/old.tar" "$old" || fail "docker save $old failed"
+    docker_h "$engine" save -o "$pw/new.tar" "$new" || fail "docker save $new failed"
+    bounded python3 bench/baselines/rsync-floor.py "$pw/old.tar" "$pw/new.tar" >"$logs/floor.json" \
+      2>"$logs/floor.err" || fail "rsync-floor.py failed: $(tail -n 3 "$logs/floor.err")"
+    rm -f "$pw/old.tar" "$pw/new.tar"
+  fi
+
+  # local-cache: the sender's layer cache holds OLD (it sent OLD, which the
+  # site holds), its engine no longer does.
+  note "$pair: the sender's layer cache keeps $old (a send of $old, which the site holds)"
+  rm -rf "$pw/cache-lc"
+  recv_log="$logs/deltarecvd-cache-fill.log"
+  start_receiver "$pw/store-cache-fill" "$recv_log"
+  send_image="$old"
+  send cache-fill "$logs/cache-fill.json" "$logs/cache-fill.err" --cache-dir "$pw/cache-lc"
+  send_image=""
+  stop_receiver
+  du -sb "$pw/cache-lc/layers" | cut -f1 >"$logs/cache-bytes"
+  docker_h "$engine" image rm "$old" >/dev/null || fail "cannot remove $old from the sender's engine"
+  remove_from_site
+  recv_log="$logs/deltarecvd-local-cache.log"
+  start_receiver "$pw/store-local-cache" "$recv_log"
+  note "$pair: deltasend --to (local, the basis from the layer cache)"
+  send local-cache "$logs/local-cache.json" "$logs/local-cache.err" --cache-dir "$pw/cache-lc"
+  check_site local-cache "$logs/local-cache.json"
+  note "$pair: deltasend --to again, full handshake, no cache (the fixed cost of a session)"
+  rm -rf "$pw/cache-fixed"
+  send fixed "$logs/fixed.json" "$logs/fixed.err" --cache-dir "$pw/cache-fixed" --no-cache
+  stop_receiver
+
   python3 - "$pair" "$logs" "$bundle_bytes" "$bundle_seconds" >"$logs/row.json" <<'PY' ||
 import json, re, sys
 pair, logs, bundle_bytes, bundle_seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -316,24 +366,42 @@ layer_re = re.compile(r"layer (\d+) \((\S+)\): (\d+) segments, (\d+) entries, (\
                       r"(\d+) literal bytes, stream (\d+)")
 recv_re = re.compile(r"loaded and verified: (\d+) layers rebuilt, (\d+) from the store, (\d+) in the "
                      r"engine; (\d+) bytes received in ([0-9.]+)s")
-for run in ("local", "again-local", "remote", "again-remote", "remote-warm"):
+for run in ("local", "again-local", "remote", "again-remote", "remote-warm", "cache-fill",
+            "local-cache", "fixed"):
     j = json.loads(open("%s/%s.json" % (logs, run)).read().strip().splitlines()[-1])  # the result event
     key = run.replace("-", "_")
-    want_mode = {"local": "local", "remote": "remote", "remote-warm": "remote"}.get(run, "none")
-    if j["mode"] != want_mode or j["already_loaded"] != run.startswith("again"):
+    want_mode = {"local": "local", "remote": "remote", "remote-warm": "remote",
+                 "local-cache": "local"}.get(run, "none")
+    loaded = run.startswith("again") or run in ("cache-fill", "fixed")
+    if j["mode"] != want_mode or j["already_loaded"] != loaded:
         sys.exit("%s: %s: mode %s, already_loaded %s" % (pair, run, j["mode"], j["already_loaded"]))
     r = {k: j[k] for k in ("mode", "already_loaded", "socket_bytes_sent", "socket_bytes_received",
                            "missing_layer_bytes", "pull_estimate_bytes", "layers_sent", "seconds",
                            "stream_bytes", "index_bytes", "signature_bytes", "image_id",
                            "build_host_image_id", "site_engine_image_id", "same_id_as_build_host",
-                           "site_image_store") if k in j}
+                           "site_image_store", "basis_source", "tls_session_resumed") if k in j}
     r["socket_bytes"] = j["socket_bytes_sent"] + j["socket_bytes_received"]
     r["wall_seconds"] = float(open("%s/%s.json.wall" % (logs, run)).read())
     r["layers"] = [{"layer": int(m[0]), "diff_id": m[1], "segments": int(m[2]), "entries": int(m[3]),
                     "deltas": int(m[4]), "literal_bytes": int(m[5]), "stream_bytes": int(m[6])}
                    for m in layer_re.findall(open("%s/%s.err" % (logs, run)).read())]
     out[key] = r
-for mode in ("local", "remote", "remote-warm"):
+# (An engine image holding all of OLD's layers, e.g. NEW = OLD + a layer,
+# would still be found first: the table shows where the basis came from.)
+kept_re = re.compile(r"layer cache: (\d+) layers linked \((\d+) bytes\), (\d+) copied \((\d+) bytes\), "
+                     r"(\d+) already held")
+m = kept_re.findall(open(logs + "/cache-fill.err").read())
+if m:
+    linked, linked_bytes, copied, copied_bytes, held = map(int, m[0])
+    out["cache_fill"]["kept"] = {"linked": linked, "linked_bytes": linked_bytes, "copied": copied,
+                                 "copied_bytes": copied_bytes, "already_held": held}
+out["cache_bytes"] = int(open(logs + "/cache-bytes").read())
+try:
+    out["baselines"] = json.loads(open(logs + "/baselines.json").read().strip().splitlines()[-1])
+    out["floor"] = json.loads(open(logs + "/floor.json").read().strip().splitlines()[-1])
+except (OSError, IndexError, ValueError):
+    pass
+for mode in ("local", "remote", "remote-warm", "local-cache"):
     m = recv_re.findall(open("%s/deltarecvd-%s.log" % (logs, mode)).read())
     if m:
         rebuilt, stored, engine, received, secs = m[0]
@@ -509,6 +577,48 @@ for r in rows:
         r["pair"], b(lo["stream_bytes"]), format(lo_other, ","), b(re_["index_bytes"]), b(shared),
         b(re_["signature_bytes"]), b(re_["stream_bytes"]), format(re_other, ","),
         b(re_["socket_bytes_sent"]), b(re_["socket_bytes_received"])))
+PY
+python3 - "$jsonl" >>"$results/daemon-latest.md" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = [r for r in rows if "failed" not in r and "local_cache" in r]
+print()
+print("REMOTE against LOCAL with the basis from the sender's layer cache (the engine no longer "
+      "holds OLD), and REMOTE against rsync and the one-round floor. 'fixed' is one session with "
+      "a full handshake and nothing to send (TLS, Hello, Inventory, Commit, Result), as both runs "
+      "pay it; every ratio is on bytes without it. rsync: `rsync -a --no-whole-file -z` of the "
+      "root filesystems (no ssh); floor: rsync-floor.py (signatures + deltas of same-path files, "
+      "best block size with hindsight; no index, no new files):")
+print()
+print("| pair | fixed | remote - fixed | local from cache - fixed (basis from) | remote / local-cache "
+      "| rsync | remote / rsync | floor | remote / floor |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+for r in rows:
+    fixed = r["fixed"]["socket_bytes"]
+    rem = r["remote"]["socket_bytes"] - fixed
+    lc = r["local_cache"]["socket_bytes"] - fixed
+    rs = r.get("baselines", {}).get("rsync_bytes")
+    fl = r.get("floor", {}).get("oracle_bytes")
+    q = lambda x, y: "%.2fx" % (x / y) if x is not None and y else "n/a"
+    print("| %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s |" % (
+        r["pair"], format(fixed, ","), format(rem, ","), format(lc, ","),
+        r["local_cache"].get("basis_source") or "?", q(rem, lc),
+        format(rs, ",") if rs is not None else "n/a", q(rem, rs),
+        format(fl, ",") if fl is not None else "n/a", q(rem, fl)))
+print()
+print("The layer cache: what keeping OLD cost (a send of OLD the site already held, so the run is "
+      "all cache filling: read from the engine's export, indexed, then hard-linked or copied in) and "
+      "its size on disk:")
+print()
+print("| pair | layers linked / copied / already held | bytes linked / copied | cache on disk "
+      "| cache-fill run | already-loaded run without it |")
+print("|---|--:|--:|--:|--:|--:|")
+for r in rows:
+    k = r["cache_fill"].get("kept", {})
+    print("| %s | %s / %s / %s | %s / %s | %s | %.2f s | %.2f s |" % (
+        r["pair"], k.get("linked", "?"), k.get("copied", "?"), k.get("already_held", "?"),
+        format(k.get("linked_bytes", 0), ","), format(k.get("copied_bytes", 0), ","),
+        format(r["cache_bytes"], ","), r["cache_fill"]["wall_seconds"], r["fixed"]["wall_seconds"]))
 PY
 cat "$results/daemon-latest.md"
 if [ ${#failures[@]} -gt 0 ]; then

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/store/layer_store.h"
 #include "common/util/command_line.h"
 #include "sender/commands/bundle_command.h"
 #include "sender/commands/diff_command.h"
@@ -84,8 +85,17 @@ int main(int argc, char** argv) {
   app.add_flag("--no-local-basis", no_local_basis,
                "use the site's signatures even when this engine holds the basis");
   app.add_option("--cache-dir", send.cache_dir,
-                 "where basis indexes received from sites are kept (default "
-                 "$XDG_CACHE_HOME/deltasync)");
+                 "where basis indexes received from sites, TLS sessions and the layer cache are "
+                 "kept (default $XDG_CACHE_HOME/deltasync, else ~/.cache/deltasync)");
+  std::string cache_budget_text = "20G";
+  app.add_option("--cache-budget", cache_budget_text,
+                 "disk budget of the layer cache (CACHE/layers: the layers of what was sent, "
+                 "bases for LOCAL mode when the engine no longer holds them): 20G, 512M, ...; "
+                 "0 turns it off")
+      ->capture_default_str();
+  bool no_cache = false;
+  app.add_flag("--no-cache", no_cache,
+               "neither use nor fill the layer cache (the engine, else the site's signatures)");
   app.add_option("--segment-bytes", send.segment_bytes,
                  "layer-stream bytes between the receiver's checkpoints (what a cut connection "
                  "may cost again)")
@@ -245,7 +255,7 @@ int main(int argc, char** argv) {
       return option != nullptr && option->count() > 0;
     };
     for (const char* name : {"--to-file", "--parallel", "--dry-run", "--rate", "--no-local-basis",
-                             "--segment-bytes"}) {
+                             "--segment-bytes", "--cache-budget", "--no-cache"}) {
       if (top_typed(name)) {
         std::fprintf(stderr,
                      "deltasend: error: %s does not apply to '%s' (see deltasend %s --help)\n",
@@ -324,6 +334,13 @@ int main(int argc, char** argv) {
   send.identity = deltasync::TlsIdentity{cert, key, ca};
   send.engine = engine;
   send.use_local_basis = !no_local_basis;
+  auto cache_budget = deltasync::parse_byte_size(cache_budget_text);
+  if (!cache_budget) {
+    std::fprintf(stderr, "deltasend: error: --cache-budget: %s\n",
+                 cache_budget.error().message().c_str());
+    return 2;
+  }
+  send.layer_cache_budget = no_cache ? 0 : *cache_budget;
   send.dry_run = dry_run;
   send.io_timeout = std::chrono::seconds(io_timeout_seconds);
   deltasync::ProgressBoard board(deltasync::choose_progress_style(send_json, send_quiet));

@@ -101,6 +101,12 @@ bool LayerStore::has(const Digest& diff_id) const {
   return fs::exists(tar_path(diff_id), ec);
 }
 
+bool LayerStore::mark_used(const Digest& diff_id) {
+  if (!has(diff_id)) return false;
+  touch(diff_id);
+  return true;
+}
+
 void LayerStore::touch(const Digest& d) {
   ::utimensat(AT_FDCWD, tar_path(d).c_str(), nullptr, 0);
 }
@@ -164,6 +170,67 @@ Status LayerStore::adopt_rebuilt(const Digest& diff_id, const fs::path& file) {
     return make_error(ErrorCode::kIo, "store: move " + file.string() + " in: " + ec.message());
   touch(diff_id);
   return ok_status();
+}
+
+Result<LayerStore::AdoptHow> LayerStore::adopt_verified(const Digest& diff_id, int fd,
+                                                        const LayerIndex& index) {
+  if (index.diff_id != diff_id)
+    return make_error(ErrorCode::kInternal, "store: the index of " + index.diff_id.short_str() +
+                                                " given for layer " + diff_id.short_str());
+  if (has(diff_id)) {
+    touch(diff_id);
+    return AdoptHow::kAlreadyHeld;
+  }
+  const std::string what = "store: layer " + diff_id.short_str();
+  if (::fsync(fd) != 0) return std::unexpected(errno_error(errno, what + ": sync"));
+  DS_RETURN_IF_ERROR(write_index(index));
+  // A hard link of the open file, through /proc (linkat with AT_EMPTY_PATH
+  // needs CAP_DAC_READ_SEARCH); rename makes it appear whole.
+  const fs::path final_path = tar_path(diff_id);
+  const fs::path temp_path = root_ / "layers" / (diff_id.hex() + ".tar.tmp-link");
+  std::error_code ec;
+  fs::remove(temp_path, ec);
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, temp_path.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+    fs::rename(temp_path, final_path, ec);
+    if (ec) {
+      fs::remove(temp_path, ec);
+      return make_error(ErrorCode::kIo,
+                        what + ": rename into " + final_path.string() + ": " + ec.message());
+    }
+    touch(diff_id);
+    return AdoptHow::kLinked;
+  }
+  // Another file system (EXDEV), or no /proc: copy it.
+  DS_ASSIGN_OR_RETURN(uint64_t size, file_size(fd, final_path));
+  DS_ASSIGN_OR_RETURN(auto file, AtomicFile::create(final_path));
+  FileSource source(fd, 0, size, what);
+  DS_RETURN_IF_ERROR(copy_exact(source, *file, size, what));
+  DS_RETURN_IF_ERROR(file->finish());
+  DS_RETURN_IF_ERROR(file->publish());
+  touch(diff_id);
+  return AdoptHow::kCopied;
+}
+
+Result<StoredLayer> LayerStore::open_layer_verified(const Digest& diff_id) {
+  StoredLayer layer;
+  DS_ASSIGN_OR_RETURN(layer.fd, open_read(tar_path(diff_id)));
+  const std::string what = "stored layer " + diff_id.short_str();
+  DS_ASSIGN_OR_RETURN(layer.size, file_size(layer.fd.get(), tar_path(diff_id)));
+  VerifyingSource verified(std::make_unique<FileSource>(layer.fd.get(), 0, layer.size, what),
+                           diff_id, what);
+  auto index = build_layer_index(verified, diff_id, what);
+  if (!index) {
+    std::error_code ec;
+    fs::remove(tar_path(diff_id), ec);
+    fs::remove(index_path(diff_id), ec);
+    return std::unexpected(std::move(index).error().with_context(
+        "store: layer " + diff_id.short_str() + " (" + tar_path(diff_id).string() +
+        ") is damaged and has been removed"));
+  }
+  layer.index = std::make_shared<const LayerIndex>(std::move(*index));
+  touch(diff_id);
+  return layer;
 }
 
 Status LayerStore::write_config(const Digest& image_id, std::string_view config) {

@@ -21,6 +21,11 @@
 // (oldest first). A layer is cheap to get back (the site's own engine); a
 // partial transfer may have cost hours of a thin link, so it goes last.
 //
+// The sender keeps one too (sender/cache/sender_layer_cache.h): the layers
+// it has sent, as LOCAL-mode bases. It brings verified workspace files in
+// with adopt_verified() (a hard link where it can) and opens them with
+// open_layer_verified(), which trusts nothing on disk.
+//
 // Thread safety: all methods may be called from several sessions at once.
 #pragma once
 
@@ -54,6 +59,8 @@ class LayerStore {
                                                   uint64_t budget_bytes);
 
   bool has(const Digest& diff_id) const;
+  // has(), and counts as a use for the LRU order when it is held.
+  bool mark_used(const Digest& diff_id);
   // Opens a stored layer with its index (indexing it if the index is missing).
   Result<StoredLayer> open_layer(const Digest& diff_id);
   // Copies a layer in from a stream that verifies itself against `diff_id`
@@ -62,6 +69,17 @@ class LayerStore {
                              std::string_view name);
   // Moves a rebuilt layer file, already verified against `diff_id`, in.
   Status adopt_rebuilt(const Digest& diff_id, const std::filesystem::path& file);
+  // Brings in a layer file its writer verified against `diff_id` and indexed
+  // (`index`), leaving the caller's file (`fd`, still owned by the caller)
+  // as it is: synced, then hard-linked in when it is on the store's file
+  // system, else copied (temp + fsync + rename).
+  enum class AdoptHow { kAlreadyHeld, kLinked, kCopied };
+  Result<AdoptHow> adopt_verified(const Digest& diff_id, int fd, const LayerIndex& index);
+  // open_layer() trusting nothing on disk: hashes the whole tar against
+  // `diff_id` and indexes it again in the same pass (the .idx is not read).
+  // A file that no longer matches (truncated, flipped bits) is removed and
+  // the error says so. Costs one read of the layer.
+  Result<StoredLayer> open_layer_verified(const Digest& diff_id);
 
   // Image configs by image ID (to decode a config coded against a basis).
   Status write_config(const Digest& image_id, std::string_view config);

@@ -24,7 +24,7 @@ _deltasend_subcommands='bundle diff diff-image status'
 _deltasend_opts_global='-h --help --config --engine --log-level'
 # deltasend IMAGE --to HOST (no subcommand).
 _deltasend_opts_send='--to --to-file --cert --key --ca --effort --threads --no-local-basis --require-same-id --platform
-  --cache-dir --segment-bytes --dry-run --rate --parallel --json -q --quiet'
+  --cache-dir --cache-budget --no-cache --segment-bytes --dry-run --rate --parallel --json -q --quiet'
 _deltasend_opts_bundle='--base -o --output --effort --threads --require-same-id --platform
   --signing-key --unsigned --json -q --quiet'
 _deltasend_opts_diff='--json --summary --include-dir-mtime'
@@ -32,7 +32,7 @@ _deltasend_opts_diff_image='-t --tag --json -q --quiet'
 _deltasend_opts_status='--to --cert --key --ca --json'
 # Options whose value is the next word (that word is no positional argument).
 _deltasend_opts_with_value='--config --engine --log-level --to --to-file --cert --key --ca
-  --effort --threads --cache-dir --segment-bytes --rate --parallel --base -o --output -t --tag
+  --effort --threads --cache-dir --cache-budget --segment-bytes --rate --parallel --base -o --output -t --tag
   --io-timeout --platform --signing-key'
 
 # Sets the caller's words, cword: COMP_WORDS/COMP_CWORD with the pieces bash

@@ -3,8 +3,9 @@
 //   2. the site's Inventory: the image may already be there (then only tags
 //      are sent); else which layers it holds, which basis it chose, and what
 //      an interrupted earlier transfer left;
-//   3. LOCAL mode when this machine's engine holds the same basis layers
-//      (deltas computed here, no signatures); else REMOTE: the site sends
+//   3. LOCAL mode when this machine's engine, or else its layer cache,
+//      holds the same basis layers (deltas computed here, no signatures);
+//      else REMOTE: the site sends
 //      its basis index (cached here by diff_id) and, per layer, librsync
 //      signatures of the basis files the deltas need;
 //   4. every missing layer as segments of a layer stream (the same encoder
@@ -454,6 +455,7 @@ Status SiteSender::choose_basis() {
                         source_.local_basis(basis_chain_, inventory_.basis().reference(),
                                             inventory_.basis().image_id()));
     local_ = local_basis_.has_value();
+    if (local_basis_) summary_.basis_source = local_basis_->source;
   }
   wire::SessionFrame plan_frame;
   if (local_) {
@@ -492,8 +494,11 @@ Status SiteSender::choose_basis() {
   for (uint32_t t : stream_set_) plan_.add_layers(t);
   *plan_frame.mutable_plan() = plan_;
   DS_RETURN_IF_ERROR(wire_->send(plan_frame));
+  const std::string held_here = summary_.basis_source.empty()      ? "held here"
+                                : summary_.basis_source == "cache" ? "held here (layer cache)"
+                                                                   : "held here (engine)";
   progress_.phase("basis",
-                  std::string(local_ ? "held here" : "held only by the site") +
+                  std::string(local_ ? held_here : "held only by the site") +
                       (basis_chain_.empty() ? " (none)" : ": " + inventory_.basis().reference()));
   if (!local_) DS_RETURN_IF_ERROR(receive_indexes());
   return ok_status();
@@ -783,7 +788,7 @@ Status SiteSender::commit() {
   for (const auto& tag : info.tags) target.add_tags(tag);
   if (!inventory_.has_image()) {
     // The config, coded on the basis config when both sides hold it.
-    if (local_basis_ && inventory_.basis_config_known() &&
+    if (local_basis_ && !local_basis_->config_bytes.empty() && inventory_.basis_config_known() &&
         local_basis_->image_id == inventory_.basis().image_id()) {
       DS_ASSIGN_OR_RETURN(
           std::string coded,
@@ -894,8 +899,9 @@ std::vector<SiteOutcome> run_send_command(const SendCommandOptions& options, Pro
     progress.push_back(&board.site(site));
   }
   progress.front()->phase("exporting", options.image);
-  auto source = SendSource::open(options.engine, options.image, options.require_same_id,
-                                 options.platform, sender_cache_dir(options.cache_dir));
+  auto source =
+      SendSource::open(options.engine, options.image, options.require_same_id, options.platform,
+                       sender_cache_dir(options.cache_dir), options.layer_cache_budget);
   if (!source) {
     for (auto& outcome : outcomes) outcome.summary = std::unexpected(source.error());
     return outcomes;
@@ -918,6 +924,15 @@ std::vector<SiteOutcome> run_send_command(const SendCommandOptions& options, Pro
   for (size_t i = 1; i < threads; ++i) pool.emplace_back(worker);
   worker();
   for (auto& thread : pool) thread.join();
+  // What a site confirmed becomes a basis this machine keeps (a cache:
+  // failing to keep it costs bytes later, never this run).
+  bool confirmed =
+      !options.dry_run && std::any_of(outcomes.begin(), outcomes.end(),
+                                      [](const SiteOutcome& o) { return o.summary.has_value(); });
+  if (confirmed) {
+    if (Status kept = (*source)->remember_sent(); !kept)
+      spdlog::warn("layer cache: {}", kept.error().message());
+  }
   return outcomes;
 }
 

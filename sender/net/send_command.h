@@ -28,7 +28,10 @@ struct SendCommandOptions {
   int threads = 2;
   bool use_local_basis = true;  // false: always use the site's signatures
   uint64_t segment_bytes = 8ull << 20;
-  std::string cache_dir;  // basis indexes received from sites
+  std::string cache_dir;  // basis indexes received from sites, TLS tickets, the layer cache
+  // The layer cache's budget (CACHE/layers, sender/cache/); 0: no layer
+  // cache (--no-cache or --cache-budget 0).
+  uint64_t layer_cache_budget = 20ull << 30;
   bool dry_run = false;
   // Fail before sending unless a containerd-store site can end with the
   // build host's own Id (--require-same-id).
@@ -70,6 +73,9 @@ struct SendSummary {
   bool tls_session_resumed = false;  // the handshake resumed an earlier session (no certificates)
   std::string basis;  // the image the site chose as basis (its reference or ID); "" for none
   std::string mode;   // "local", "remote" or "none"
+  // LOCAL: where this machine found the basis: "engine" or "cache" (the
+  // layer cache); "" otherwise.
+  std::string basis_source;
   uint64_t socket_bytes_sent = 0;
   uint64_t socket_bytes_received = 0;
   uint64_t missing_layer_bytes = 0;  // uncompressed bytes of the layers the site lacked

@@ -14,6 +14,11 @@ std::string format(const char* pattern, auto... args) {
   return text;
 }
 
+// "local", "local (layer cache)", "remote", ...
+std::string basis_words(const SendSummary& s) {
+  return s.basis_source == "cache" ? s.mode + " (layer cache)" : s.mode;
+}
+
 double transfer_seconds(uint64_t bytes, double rate_bits_per_second) {
   return rate_bits_per_second > 0 ? static_cast<double>(bytes) * 8 / rate_bits_per_second : 0;
 }
@@ -21,7 +26,7 @@ double transfer_seconds(uint64_t bytes, double rate_bits_per_second) {
 void print_dry_run(const SendCommandOptions& options, const SendSummary& s, double rate,
                    std::FILE* out) {
   std::fprintf(out, "%s -> %s (dry run, %s basis): nothing was sent\n", options.image.c_str(),
-               s.site.c_str(), s.mode.c_str());
+               s.site.c_str(), basis_words(s).c_str());
   if (s.already_loaded) {
     std::fprintf(out, "  the site already holds %s; a run would only apply the tags\n",
                  s.image_id.c_str());
@@ -93,14 +98,14 @@ void print_one(const SendCommandOptions& options, const SendSummary& s, std::FIL
   std::fprintf(out, "  %llu layer%s sent (%s of layer data)%s, %s basis, %.1fs\n",
                static_cast<unsigned long long>(s.layers_sent), s.layers_sent == 1 ? "" : "s",
                human_bytes(s.missing_layer_bytes).c_str(), s.layers_resumed ? ", resumed" : "",
-               s.mode.c_str(), s.seconds);
+               basis_words(s).c_str(), s.seconds);
 }
 
 void print_table(const SendCommandOptions& options, const std::vector<SiteOutcome>& outcomes,
                  double rate, std::FILE* out) {
   std::fprintf(out, "%s to %zu sites%s:\n", options.image.c_str(), outcomes.size(),
                options.dry_run ? " (dry run)" : "");
-  std::fprintf(out, "  %-24s %-8s %-7s %10s %10s %10s %8s\n", "site", "result", "basis",
+  std::fprintf(out, "  %-24s %-8s %-11s %10s %10s %10s %8s\n", "site", "result", "basis",
                options.dry_run ? "estimate" : "on wire", "pull", options.dry_run ? "at rate" : "",
                "time");
   for (const auto& o : outcomes) {
@@ -115,8 +120,9 @@ void print_table(const SendCommandOptions& options, const std::vector<SiteOutcom
     std::string result = s.already_loaded ? "had it" : options.dry_run ? "asked" : "loaded";
     std::string at =
         options.dry_run && rate > 0 ? human_duration(transfer_seconds(wire, rate)) : "";
-    std::fprintf(out, "  %-24s %-8s %-7s %10s %10s %10s %7.1fs\n", o.site.c_str(), result.c_str(),
-                 s.mode.c_str(), human_bytes(wire).c_str(),
+    std::string basis = s.basis_source == "cache" ? s.mode + "/cache" : s.mode;
+    std::fprintf(out, "  %-24s %-8s %-11s %10s %10s %10s %7.1fs\n", o.site.c_str(), result.c_str(),
+                 basis.c_str(), human_bytes(wire).c_str(),
                  s.pull_estimate_bytes ? human_bytes(s.pull_estimate_bytes).c_str() : "-",
                  at.c_str(), s.seconds);
   }
@@ -179,6 +185,7 @@ nlohmann::json site_result_json(const SendCommandOptions& options, const SiteOut
             {"already_loaded", s.already_loaded},
             {"tls_session_resumed", s.tls_session_resumed},
             {"mode", s.mode},
+            {"basis_source", s.basis_source},
             {"basis", s.basis},
             {"socket_bytes_sent", s.socket_bytes_sent},
             {"socket_bytes_received", s.socket_bytes_received},

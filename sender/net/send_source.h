@@ -3,7 +3,11 @@
 //   - the image is read from the engine once; each of its layers is copied
 //     into a scratch workspace and indexed once;
 //   - a basis image found in this machine's engine is opened and indexed
-//     once, whichever sites use it;
+//     once, whichever sites use it; when the engine lacks it, the basis
+//     chain comes from the sender's layer cache (sender/cache/), verified;
+//   - once a site has loaded and verified the image, its layers and config
+//     (and those of engine bases read on the way) go into that cache, as
+//     hard links of the workspace's verified files where possible;
 //   - layer streams coded against one basis (LOCAL mode) are coded once and
 //     kept in spool files; every site whose inventory matches (same basis,
 //     same layers already held, nothing to resume) sends those bytes.
@@ -27,15 +31,18 @@
 #include "common/layerstream/layer_stream.h"
 #include "common/layerstream/layer_workspace.h"
 #include "common/util/result.h"
+#include "sender/cache/sender_layer_cache.h"
 #include "sender/commands/open_images.h"
 #include "sender/identity/source_identity.h"
 
 namespace deltasync {
 
-// A basis image held by this machine's engine, its layers indexed.
+// A basis held by this machine (its engine, or the layer cache), its layers
+// indexed.
 struct LocalBasis {
-  std::string image_id;
-  std::string config_bytes;
+  std::string source;        // "engine" or "cache"
+  std::string image_id;      // the config digest; a "cache:" key when the config is not known
+  std::string config_bytes;  // empty when the cache lacks the config
   std::vector<const LayerIndex*> layers;
   LayerFiles files;
 };
@@ -66,7 +73,8 @@ class SendSource {
                                                   const std::string& image,
                                                   bool require_same_id = false,
                                                   const std::string& platform = "",
-                                                  const std::filesystem::path& cache_dir = {});
+                                                  const std::filesystem::path& cache_dir = {},
+                                                  uint64_t layer_cache_budget = 0);
 
   const ImageInfo& info() const { return target_->info(); }
   // The build host's distribution identity, read and proved once.
@@ -77,11 +85,18 @@ class SendSource {
   int fd(const Digest& diff_id);
 
   // An image in this machine's engine whose layers are `chain` (preferring
-  // `reference` and `image_id`), its layers indexed; nullopt when the engine
-  // has none (or there is no engine).
+  // `reference` and `image_id`), its layers indexed; else the chain from the
+  // layer cache, every layer verified; nullopt when neither has it.
   Result<std::optional<LocalBasis>> local_basis(const std::vector<Digest>& chain,
                                                 const std::string& reference,
                                                 const std::string& image_id);
+
+  // After a site confirmed the image: keeps the image's layers and config,
+  // and those of the engine bases read, in the layer cache (a no-op without
+  // one), then keeps the cache within its budget. Once per run.
+  Status remember_sent();
+  // Null without a layer cache (--no-cache, or the cache is busy).
+  const SenderLayerCache* layer_cache() const { return layer_cache_.get(); }
 
   // gzip -6 of the given layers of the image (what a registry pull moves),
   // computed in the background once per set of layers; 0 if unreadable.
@@ -96,6 +111,9 @@ class SendSource {
  private:
   SendSource(std::string engine, std::string platform)
       : opener_(std::move(engine), std::move(platform)) {}
+  // The chain from the layer cache (under mutex_); nullopt when incomplete.
+  std::optional<LocalBasis> cached_basis(const std::vector<Digest>& chain,
+                                         const std::string& image_id);
 
   std::mutex mutex_;
   ImageOpener opener_;
@@ -103,6 +121,9 @@ class SendSource {
   SourceIdentity identity_;
   std::unique_ptr<LayerWorkspace> workspace_;
   std::map<std::string, std::unique_ptr<ImageReader>> basis_images_;  // by image ID
+  std::unique_ptr<SenderLayerCache> layer_cache_;
+  std::map<Digest, StoredLayer> cached_layers_;  // opened from the cache, verified
+  bool remembered_ = false;
   std::map<std::string, std::shared_future<std::shared_ptr<const SpooledStreams>>> spooled_;
   std::map<std::vector<uint32_t>, std::shared_future<uint64_t>> pull_estimates_;
   int spool_dirs_ = 0;

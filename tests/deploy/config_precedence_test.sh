@@ -70,7 +70,7 @@ out="$("$deltasend" --effort max bundle --unsigned "docker-archive:$work/new.tar
   --base "docker-archive:$work/old.tar" -o "$work/up.dsb" --effort fast --json 2>&1)" ||
   fail "bundle failed: $out"
 grep -q '"effort": "fast"' <<<"$out" || fail "bundle's own --effort must win: $out"
-for before in "--dry-run" "--to 127.0.0.9" "--no-local-basis"; do
+for before in "--dry-run" "--to 127.0.0.9" "--no-local-basis" "--no-cache" "--cache-budget 1G"; do
   rc=0
   # shellcheck disable=SC2086
   out="$("$deltasend" $before bundle --unsigned "docker-archive:$work/new.tar" -o "$work/up.dsb" 2>&1)" || rc=$?
@@ -80,6 +80,20 @@ done
 out="$("$deltasend" --config "$work/deltasend.conf" bundle --unsigned "docker-archive:$work/new.tar" \
   --base "docker-archive:$work/old.tar" -o "$work/up.dsb" 2>&1)" ||
   fail "a config file's 'to' must not stop a bundle: $out"
+
+# cache-budget from the config file, overridden by the command line: a bad
+# size in the file is a usage error naming the option; --cache-budget on the
+# command line wins (the send then gets as far as the receiver).
+cp "$work/deltasend.conf" "$work/budget.conf"
+echo "cache-budget = 12Q" >>"$work/budget.conf"
+rc=0
+out="$("$deltasend" --config "$work/budget.conf" "docker-archive:$work/new.tar" \
+  --cache-dir "$work/cache" 2>&1)" || rc=$?
+[ "$rc" = 2 ] || fail "a bad cache-budget in the config must exit 2, not $rc: $out"
+grep -q -- "--cache-budget" <<<"$out" || fail "the bad cache-budget must be named: $out"
+got="$(tried "$deltasend" --config "$work/budget.conf" "docker-archive:$work/new.tar" \
+  --cache-dir "$work/cache" --cache-budget 1G)"
+[ "$got" = 127.0.0.3:9 ] || fail "--cache-budget must win over the config file: tried '$got'"
 
 # Unknown config keys: the sender warns, the receiver (a service whose
 # misspelt `allow-client` would drop a restriction) refuses to start. The

@@ -1,9 +1,13 @@
 // The receiver's store on a real directory: eviction within the budget
 // (least recently used first, pinned layers kept) and the cleanup of partial
-// transfers nobody resumed (common/store/layer_store.h).
+// transfers nobody resumed (common/store/layer_store.h); the sender's use of
+// it: verified files brought in by hard link, and opened verified, so a file
+// damaged on disk afterwards is found and removed.
 #include "common/store/layer_store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -12,6 +16,7 @@
 
 #include "common/crypto/digest.h"
 #include "common/io/file.h"
+#include "tests/support/tar_roundtrip.h"
 #include "tests/support/test_files.h"
 
 namespace deltasync {
@@ -60,8 +65,105 @@ class LayerStoreTest : public ::testing::Test {
                         fs::file_time_type::clock::now() - age);
   }
 
+  // A real layer tar made by GNU tar, opened, with its digest and index.
+  struct TarFile {
+    fs::path path;
+    UniqueFd fd;
+    Digest diff_id;
+    LayerIndex index;
+  };
+  TarFile make_tar(unsigned seed) {
+    TarFile tar;
+    fs::path tree = temp_->path() / ("tree-" + std::to_string(seed));
+    testing::write_file(tree / "app" / "data.bin", testing::random_bytes(256 << 10, seed));
+    testing::write_file(tree / "app" / "note.txt", testing::random_text(3000, seed));
+    tar.path = temp_->path() / ("layer-" + std::to_string(seed) + ".tar");
+    EXPECT_EQ(testing::run_shell("tar -C " + tree.string() + " -cf " + tar.path.string() + " app"),
+              0);
+    auto content = read_small_file(tar.path, 16 << 20);
+    EXPECT_TRUE(content);
+    tar.diff_id = Digest::of(*content);
+    auto source = open_file_source(tar.path);
+    EXPECT_TRUE(source);
+    auto index = build_layer_index(**source, tar.diff_id, "test layer");
+    EXPECT_TRUE(index) << index.error().message();
+    tar.index = std::move(*index);
+    tar.fd = UniqueFd(::open(tar.path.c_str(), O_RDWR | O_CLOEXEC));
+    return tar;
+  }
+
   std::optional<TempDir> temp_;
 };
+
+TEST_F(LayerStoreTest, AdoptsAVerifiedFileByHardLinkAndKeepsTheCallersFile) {
+  auto store = LayerStore::open(temp_->path() / "store", 1 << 30);
+  ASSERT_TRUE(store);
+  TarFile tar = make_tar(1);
+  auto how = (*store)->adopt_verified(tar.diff_id, tar.fd.get(), tar.index);
+  ASSERT_TRUE(how) << how.error().message();
+  EXPECT_EQ(*how, LayerStore::AdoptHow::kLinked) << "same file system: no copy";
+  struct stat caller {
+  }, stored{};
+  ASSERT_EQ(::stat(tar.path.c_str(), &caller), 0);
+  ASSERT_EQ(::stat(((*store)->root() / "layers" / (tar.diff_id.hex() + ".tar")).c_str(), &stored),
+            0);
+  EXPECT_EQ(caller.st_ino, stored.st_ino);
+  EXPECT_EQ(caller.st_nlink, 2u);
+  EXPECT_TRUE((*store)->has(tar.diff_id));
+  auto again = (*store)->adopt_verified(tar.diff_id, tar.fd.get(), tar.index);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, LayerStore::AdoptHow::kAlreadyHeld);
+  // The caller's file may go (a workspace is removed): the store keeps its link.
+  tar.fd.reset();
+  fs::remove(tar.path);
+  auto opened = (*store)->open_layer_verified(tar.diff_id);
+  ASSERT_TRUE(opened) << opened.error().message();
+  EXPECT_EQ(opened->index->entries.size(), tar.index.entries.size());
+  EXPECT_EQ(opened->size, tar.index.tar_size);
+}
+
+TEST_F(LayerStoreTest, RefusesAnIndexOfAnotherLayer) {
+  auto store = LayerStore::open(temp_->path() / "store", 1 << 30);
+  ASSERT_TRUE(store);
+  TarFile one = make_tar(1);
+  TarFile two = make_tar(2);
+  auto how = (*store)->adopt_verified(one.diff_id, one.fd.get(), two.index);
+  EXPECT_FALSE(how);
+  EXPECT_FALSE((*store)->has(one.diff_id));
+}
+
+TEST_F(LayerStoreTest, OpenVerifiedFindsAndRemovesAFileDamagedAfterItCameIn) {
+  auto store = LayerStore::open(temp_->path() / "store", 1 << 30);
+  ASSERT_TRUE(store);
+  TarFile flipped = make_tar(1);
+  TarFile truncated = make_tar(2);
+  for (TarFile* tar : {&flipped, &truncated}) {
+    auto how = (*store)->adopt_verified(tar->diff_id, tar->fd.get(), tar->index);
+    ASSERT_TRUE(how) << how.error().message();
+  }
+  // One bit in a file's payload (the tar still parses; the .idx is intact).
+  fs::path flipped_path = (*store)->root() / "layers" / (flipped.diff_id.hex() + ".tar");
+  {
+    UniqueFd fd(::open(flipped_path.c_str(), O_RDWR | O_CLOEXEC));
+    ASSERT_GE(fd.get(), 0);
+    char byte = 0;
+    ASSERT_EQ(::pread(fd.get(), &byte, 1, 100000), 1);
+    byte ^= 1;
+    ASSERT_EQ(::pwrite(fd.get(), &byte, 1, 100000), 1);
+  }
+  fs::path truncated_path = (*store)->root() / "layers" / (truncated.diff_id.hex() + ".tar");
+  fs::resize_file(truncated_path, fs::file_size(truncated_path) / 2);
+
+  // open_layer trusts the .idx; open_layer_verified does not.
+  EXPECT_TRUE((*store)->open_layer(flipped.diff_id)) << "the unverified open does not see it";
+  for (TarFile* tar : {&flipped, &truncated}) {
+    auto opened = (*store)->open_layer_verified(tar->diff_id);
+    ASSERT_FALSE(opened) << "a damaged layer must not be opened as valid";
+    EXPECT_NE(opened.error().message().find("damaged"), std::string::npos)
+        << opened.error().message();
+    EXPECT_FALSE((*store)->has(tar->diff_id)) << "and it is removed";
+  }
+}
 
 TEST_F(LayerStoreTest, EvictsTheLeastRecentlyUsedUnpinnedLayersFirst) {
   auto store = LayerStore::open(temp_->path() / "store", 3 << 20);
