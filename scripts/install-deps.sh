@@ -11,6 +11,7 @@ packages=(
   zlib1g-dev busybox-static
   docker.io tar gzip rsync xz-utils python3 procps iproute2 openssl time
   libarchive-tools  # bsdtar: tests/unit/tar_split_test.cpp reads archives from every writer
+  rdiff  # bench/baselines/rsync-floor.py: the one-round rsync floor
   debootstrap  # scripts/forky-root.sh: the engine matrix's newer engines
   golang-go  # the deltasync-gzip helper (cmake/GoGzipHelpers.cmake): Go's own gzip, rebuilt byte for byte
   podman  # tests/e2e/podman_test.sh: the engines behind Podman's Docker-compatible API
