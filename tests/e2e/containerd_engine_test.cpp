@@ -7,7 +7,10 @@
 //     import), unpacks into the snapshotter, and names the image;
 //   - an archive that lacks a blob the store lacks, or carries a blob that
 //     is not what its name says, changes nothing and says which blob;
-//   - an image is read back (its layers verified) from the content store.
+//   - an image is read back (its layers verified) from the content store;
+//   - containerd as the build host too: `deltasend bundle` reads both images
+//     from the content store, `deltarecvd apply` brings the target back
+//     under its own Id (the manifest digest: every blob rebuilt and checked).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -198,6 +201,28 @@ TEST_F(ContainerdEngineTest, ImagesReadBackFromTheContentStore) {
     EXPECT_EQ(*bytes, i == 0 ? base_ : top_);
   }
   EXPECT_EQ((*image)->info().image_id, Digest::of(config_for({base_, top_})));
+}
+
+TEST_F(ContainerdEngineTest, BundleFromAContainerdBuildHostRestoresTheSameId) {
+  Digest manifest;
+  ASSERT_TRUE(load(oci_archive({base_}, tag_ + ":1", {})));
+  ASSERT_TRUE(load(oci_archive({base_, top_}, tag_ + ":2", {true, false}, &manifest)));
+  fs::path bundle = temp_->path() / "b.dsb";
+  auto made = testing::run_command({DELTASEND_BINARY, "--config", "/dev/null", "bundle",
+                                    tag_ + ":2", "--base", tag_ + ":1", "-o", bundle.string(),
+                                    "--unsigned", "--engine", engine_});
+  ASSERT_TRUE(made.ok()) << made.output << made.error_output;
+  EXPECT_NE(made.output.find(manifest.str()), std::string::npos) << made.output;
+  EXPECT_LT(fs::file_size(bundle), top_.size()) << "the base layer is not in the bundle";
+  ASSERT_TRUE(testing::run_docker(engine_, {"rmi", "-f", tag_ + ":2"}).ok());
+  ASSERT_TRUE(ctr_image(engine_, tag_ + ":2").target.empty());
+  auto applied = testing::run_command({DELTARECVD_BINARY, "--config", "/dev/null", "apply",
+                                       bundle.string(), "--allow-unsigned", "--engine", engine_});
+  ASSERT_TRUE(applied.ok()) << applied.output << applied.error_output;
+  auto seen = ctr_image(engine_, tag_ + ":2");
+  EXPECT_EQ(seen.target, manifest.str()) << applied.output;
+  EXPECT_EQ(seen.config, Digest::of(config_for({base_, top_})).str());
+  EXPECT_EQ(ctr_unpack_problem(engine_, tag_ + ":2"), "");
 }
 
 }  // namespace
