@@ -25,6 +25,7 @@
 #include "common/io/file.h"
 #include "tests/support/ctr_cli.h"
 #include "tests/support/test_engines.h"
+#include "tests/support/test_files.h"
 
 namespace deltasync {
 namespace {
@@ -32,17 +33,6 @@ namespace {
 namespace fs = std::filesystem;
 using testing::ctr_image;
 using testing::ctr_unpack_problem;
-
-std::string layer_tar(const fs::path& root, const std::string& name, const std::string& content) {
-  fs::path tree = root / name;
-  fs::create_directories(tree / "data");
-  std::ofstream(tree / "data" / name) << content;
-  fs::path tar = root / (name + ".tar");
-  std::string command = "tar --mtime=@1700000000 --owner=0 --group=0 -C " + tree.string() +
-                        " -cf " + tar.string() + " .";
-  EXPECT_EQ(std::system(command.c_str()), 0);
-  return read_small_file(tar, 1 << 26).value_or("");
-}
 
 std::string config_for(const std::vector<std::string>& tars) {
   nlohmann::json diff_ids = nlohmann::json::array();
@@ -100,8 +90,9 @@ class ContainerdEngineTest : public ::testing::Test {
     tag_ = "ds-containerd-" + std::to_string(::getpid());
     // Content of this test only: blobs of other tests stay in the store.
     const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    base_ = layer_tar(temp_->path(), "base", std::string(300000, 'b') + test + tag_);
-    top_ = layer_tar(temp_->path(), "top", "the second layer\n" + std::string(9000, 't') + test);
+    base_ = testing::make_layer_tar(temp_->path(), "base", std::string(300000, 'b') + test + tag_);
+    top_ = testing::make_layer_tar(temp_->path(), "top",
+                                   "the second layer\n" + std::string(9000, 't') + test);
   }
   void TearDown() override {
     if (!engine_.empty()) {

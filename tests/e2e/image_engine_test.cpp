@@ -17,6 +17,7 @@
 #include "common/image/image.h"
 #include "common/io/file.h"
 #include "tests/support/test_engines.h"
+#include "tests/support/test_files.h"
 
 namespace deltasync {
 namespace {
@@ -25,25 +26,12 @@ namespace fs = std::filesystem;
 
 class ImageEngineTest : public testing::EngineTest {};
 
-std::string make_layer_tar(const fs::path& root, const std::string& name,
-                           const std::string& content) {
-  fs::path tree = root / name;
-  fs::create_directories(tree / "data");
-  std::ofstream(tree / "data" / name) << content;
-  fs::path tar = root / (name + ".tar");
-  std::string command = "tar --mtime=@1700000000 --owner=0 --group=0 -C " + tree.string() +
-                        " -cf " + tar.string() + " .";
-  EXPECT_EQ(std::system(command.c_str()), 0);
-  auto bytes = read_small_file(tar, 1 << 26);
-  EXPECT_TRUE(bytes.has_value());
-  return bytes.value_or("");
-}
-
 TEST_F(ImageEngineTest, WriterOutputLoadsAndReadsBackThroughTheEngine) {
   auto dir = TempDir::create(default_temp_parent(), "image-engine-test-");
   ASSERT_TRUE(dir.has_value()) << dir.error().message();
-  std::vector<std::string> tars = {make_layer_tar(dir->path(), "one", std::string(70000, 'a')),
-                                   make_layer_tar(dir->path(), "two", "second layer\n")};
+  std::vector<std::string> tars = {
+      testing::make_layer_tar(dir->path(), "one", std::string(70000, 'a')),
+      testing::make_layer_tar(dir->path(), "two", "second layer\n")};
   tars.push_back(tars[0]);  // a repeated layer: docker save links it
   nlohmann::json diff_ids = nlohmann::json::array();
   for (const auto& t : tars) diff_ids.push_back(Digest::of(t).str());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -31,6 +32,18 @@ std::string random_text(size_t n, unsigned seed) {
   std::string s(n, 'x');
   for (auto& c : s) c = static_cast<char>('a' + rng() % 26);
   return s;
+}
+
+std::string make_layer_tar(const std::filesystem::path& root, const std::string& name,
+                           const std::string& content) {
+  std::filesystem::path tree = root / name;
+  write_file(tree / "data" / name, content);
+  std::filesystem::path tar = root / (name + ".tar");
+  std::string command = "tar --mtime=@1700000000 --owner=0 --group=0 -C " + tree.string() +
+                        " -cf " + tar.string() + " .";
+  EXPECT_EQ(std::system(command.c_str()), 0);
+  std::ifstream in(tar, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace deltasync::testing

@@ -15,5 +15,9 @@ void write_file(const std::filesystem::path& path, std::string_view content);
 std::string random_bytes(size_t n, unsigned seed);
 // `n` pseudo-random lower-case letters from `seed`.
 std::string random_text(size_t n, unsigned seed);
+// A layer tar made by GNU tar (fixed mtime, owner 0) of one file
+// data/NAME holding `content`, built under `root`; returns its bytes.
+std::string make_layer_tar(const std::filesystem::path& root, const std::string& name,
+                           const std::string& content);
 
 }  // namespace deltasync::testing
