@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
       "Certificates: /usr/share/deltasync/make-certs.sh (or deploy/make-certs.sh).");
   app.add_option(
          "--engine", engine,
-         "container engine, unix://PATH (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
+         "container engine: unix://PATH (Docker, Podman) or containerd://PATH[?namespace=NS&snapshotter=NAME] (default: $DOCKER_HOST, else the first engine socket found)")
       ->envname("DELTARECVD_ENGINE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))

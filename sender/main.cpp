@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   std::string engine, log_level = "warn";
   app.add_option(
          "--engine", engine,
-         "container engine, unix://PATH (default: $DOCKER_HOST, else unix:///var/run/docker.sock)")
+         "container engine: unix://PATH (Docker, Podman) or containerd://PATH[?namespace=NS&snapshotter=NAME] (default: $DOCKER_HOST, else the first engine socket found)")
       ->envname("DELTASEND_ENGINE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
