@@ -68,9 +68,10 @@ int main(int argc, char** argv) {
       "  deltarecvd --config /etc/deltasync/deltarecvd.conf      (as the systemd unit runs it)\n"
       "  deltarecvd apply app-2.0.0.dsb\n"
       "Certificates: /usr/share/deltasync/make-certs.sh (or deploy/make-certs.sh).");
-  app.add_option(
-         "--engine", engine,
-         "container engine: unix://PATH (Docker, Podman) or containerd://PATH[?namespace=NS&snapshotter=NAME] (default: $DOCKER_HOST, else the first engine socket found)")
+  app.add_option("--engine", engine,
+                 "container engine: unix://PATH (Docker, Podman) or "
+                 "containerd://PATH[?namespace=NS&snapshotter=NAME] (default: $DOCKER_HOST, else "
+                 "the first engine socket found)")
       ->envname("DELTARECVD_ENGINE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))

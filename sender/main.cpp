@@ -128,9 +128,10 @@ int main(int argc, char** argv) {
       "  deltasend diff app:1.0.0 app:2.0.0\n"
       "Exit status 0 means every site holds the image, verified (or, with --dry-run, answered).");
   std::string engine, log_level = "warn";
-  app.add_option(
-         "--engine", engine,
-         "container engine: unix://PATH (Docker, Podman) or containerd://PATH[?namespace=NS&snapshotter=NAME] (default: $DOCKER_HOST, else the first engine socket found)")
+  app.add_option("--engine", engine,
+                 "container engine: unix://PATH (Docker, Podman) or "
+                 "containerd://PATH[?namespace=NS&snapshotter=NAME] (default: $DOCKER_HOST, else "
+                 "the first engine socket found)")
       ->envname("DELTASEND_ENGINE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
