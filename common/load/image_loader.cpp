@@ -58,15 +58,14 @@ Status check_loaded(EngineClient& engine, const std::string& id, const std::vect
   return ok_status();
 }
 
-// Which of the identity's layer blobs the engine holds already: on engines
-// whose load reuses them (containerd), those need not be rebuilt or sent.
-Result<std::vector<bool>> blobs_held(EngineClient& engine, const DistributionIdentity& identity,
+// Which of these blobs the engine holds already: on engines whose load
+// reuses them (containerd, `reuse`), those need not be rebuilt or sent.
+Result<std::vector<bool>> blobs_held(EngineClient& engine, const std::vector<Digest>& blobs,
                                      bool reuse) {
-  std::vector<bool> held(identity.layers.size(), false);
-  DS_ASSIGN_OR_RETURN(EngineInfo info, engine.info());
-  if (!reuse || !info.load_reuses_blobs()) return held;
-  for (size_t i = 0; i < identity.layers.size(); ++i) {
-    DS_ASSIGN_OR_RETURN(bool has, engine.has_blob(identity.layers[i].blob.digest.str()));
+  std::vector<bool> held(blobs.size(), false);
+  if (!reuse) return held;
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    DS_ASSIGN_OR_RETURN(bool has, engine.has_blob(blobs[i].str()));
     held[i] = has;
   }
   return held;
@@ -99,7 +98,9 @@ Result<std::string> load_with_source_identity(EngineClient& engine, const std::s
   std::vector<Blob> blobs(chain.size());
   // Blobs the engine holds (containerd: typically the basis layers) are
   // neither rebuilt nor sent.
-  DS_ASSIGN_OR_RETURN(std::vector<bool> held, blobs_held(engine, identity, reuse_blobs));
+  std::vector<Digest> layer_blobs;
+  for (const auto& layer : identity.layers) layer_blobs.push_back(layer.blob.digest);
+  DS_ASSIGN_OR_RETURN(std::vector<bool> held, blobs_held(engine, layer_blobs, reuse_blobs));
   const GoGzip& gzip = GoGzip::installed();
   for (size_t i = 0; i < chain.size(); ++i) {
     const DistributionLayer& layer = identity.layers[i];
@@ -168,7 +169,7 @@ Result<LoadedImage> load_image_into_engine(
       const auto scratch =
           options.scratch_dir.empty() ? default_temp_parent() : options.scratch_dir;
       auto exact = load_with_source_identity(engine, config, chain, files, *options.distribution,
-                                             tags, scratch, /*reuse_blobs=*/true);
+                                             tags, scratch, info.load_reuses_blobs());
       // A held blob went (GC after an image was removed) between our look
       // and the load's lease: once more, sending every blob.
       if (!exact && exact.error().code() == ErrorCode::kNotFound && info.load_reuses_blobs())
@@ -187,13 +188,8 @@ Result<LoadedImage> load_image_into_engine(
     }
     // Our manifest's layers are the uncompressed tars, named by diff_id:
     // containerd's load reuses those it holds (the basis, after the first).
-    std::vector<bool> held(chain.size(), false);
-    if (info.load_reuses_blobs()) {
-      for (size_t i = 0; i < chain.size(); ++i) {
-        DS_ASSIGN_OR_RETURN(bool has, engine.has_blob(chain[i].str()));
-        held[i] = has;
-      }
-    }
+    DS_ASSIGN_OR_RETURN(std::vector<bool> held,
+                        blobs_held(engine, chain, info.load_reuses_blobs()));
     Digest manifest_digest;
     auto produce = [&](ByteSink& sink) -> Status {
       DS_ASSIGN_OR_RETURN(auto writer, OciArchiveWriter::create(sink, config, sizes, tags));
