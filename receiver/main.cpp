@@ -9,6 +9,7 @@
 
 #include "common/util/command_line.h"
 #include "receiver/apply/apply_command.h"
+#include "receiver/pull/pull_command.h"
 #include "receiver/service/serve_command.h"
 
 namespace {
@@ -61,12 +62,32 @@ int main(int argc, char** argv) {
   app.add_option("--io-timeout", serve.io_timeout_seconds,
                  "seconds a peer may take to send or take one frame")
       ->capture_default_str();
+  // Pull mode (receiver/pull/): the registry and what to watch.
+  deltasync::RegistryOptions registry;
+  app.add_option("--watch", serve.watch,
+                 "keep this REG/REPO:TAG current from its registry (repeatable; pull mode, for "
+                 "sites behind NAT; without --cert the service only pulls)");
+  app.add_option("--poll-interval", serve.poll_interval_seconds,
+                 "seconds between polls of each watched tag (jittered; backoff on failure)")
+      ->capture_default_str();
+  app.add_option("--registry-ca", registry.ca_file,
+                 "a CA (PEM) to trust for registries besides the system's");
+  app.add_option("--registry-auth", registry.docker_config,
+                 "the Docker CLI config.json with registry credentials (default: "
+                 "$DOCKER_CONFIG/config.json, else ~/.docker/config.json)");
+  app.add_flag("--registry-insecure", registry.insecure,
+               "plain HTTP to registries (a registry on loopback only)");
+  bool allow_unsigned_deltas = false;
+  app.add_flag("--allow-unsigned-deltas", allow_unsigned_deltas,
+               "pull mode: apply deltas that carry no signature");
   app.footer(
       "Examples:\n"
       "  deltarecvd --listen 0.0.0.0:7443 --cert receiver.pem --key receiver.key --ca ca.pem "
       "--store /var/lib/deltarecvd\n"
       "  deltarecvd --config /etc/deltasync/deltarecvd.conf      (as the systemd unit runs it)\n"
       "  deltarecvd apply app-2.0.0.dsb\n"
+      "  deltarecvd --watch registry.example.com/app:stable --ca ca.pem   (pull mode only)\n"
+      "  deltarecvd pull registry.example.com/app:2.0.0\n"
       "Certificates: /usr/share/deltasync/make-certs.sh (or deploy/make-certs.sh).");
   app.add_option("--engine", engine,
                  "container engine: unix://PATH (Docker, Podman) or "
@@ -93,6 +114,25 @@ int main(int argc, char** argv) {
       "Nothing is loaded unless every layer rebuilds and verifies.\n"
       "Example:\n  deltarecvd apply app-2.0.0.dsb");
 
+  deltasync::PullOptions pull;
+  auto* pull_cmd = app.add_subcommand(
+      "pull", "bring REG/REPO:TAG into the engine once: a delta from an image held here, else "
+              "a plain pull of the missing layers");
+  pull_cmd->add_option("REFERENCE", pull.reference, "REG/REPO[:TAG], e.g. registry.example.com/app:2.0.0")
+      ->required();
+  pull_cmd->add_option("--platform", pull.platform, "os/arch[/variant] (default: this host's)");
+  pull_cmd->add_flag("--allow-unsigned", pull.allow_unsigned,
+                     "apply a delta that carries no signature");
+  bool no_full_pull = false;
+  pull_cmd->add_flag("--no-full-pull", no_full_pull,
+                     "fail instead of pulling whole layers when no delta fits");
+  pull_cmd->add_flag("--json", pull.json, "print the result as JSON");
+  pull_cmd->add_flag("-q,--quiet", pull.quiet, "print nothing on success");
+  pull_cmd->footer(
+      "Deltas must be signed by a sender this site trusts (--ca and --allow-client, or "
+      "--trusted-key), as for apply.\n"
+      "Example:\n  deltarecvd pull registry.example.com/app:2.0.0");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -103,7 +143,7 @@ int main(int argc, char** argv) {
   // The command line, then DELTARECVD_ENGINE, then the config file (CLI11
   // alone would let the config file win over the variable).
   deltasync::prefer_environment(argc, argv, "--engine", "DELTARECVD_ENGINE", engine);
-  if (*apply_cmd && app.count("--log-level") == 0) log_level = "warn";
+  if ((*apply_cmd || *pull_cmd) && app.count("--log-level") == 0) log_level = "warn";
   configure_logging(log_level);
   // A misspelt key in the service's config (say `alow-client`) would
   // otherwise run the receiver without the setting: refuse to start.
@@ -124,13 +164,27 @@ int main(int argc, char** argv) {
     apply.trusted_keys = trusted_keys;
     return report(deltasync::run_apply_command(apply));
   }
-  if (cert.empty() || key.empty() || ca.empty()) {
+  pull.registry = registry;
+  pull.ca = ca;
+  pull.allowed_names = serve.allowed_clients;
+  pull.trusted_keys = trusted_keys;
+  if (*pull_cmd) {
+    pull.engine = engine;
+    pull.store_dir = serve.store;
+    pull.allow_full_pull = !no_full_pull;
+    return report(deltasync::run_pull_command(pull));
+  }
+  bool pull_only = cert.empty() && key.empty() && !serve.watch.empty();
+  if (!pull_only && (cert.empty() || key.empty() || ca.empty())) {
     std::fprintf(stderr,
                  "deltarecvd: error: the service needs --cert, --key and --ca (or a --config file "
-                 "naming them); see deltarecvd --help\n");
+                 "naming them), or --watch REG/REPO:TAG for pull mode alone; see deltarecvd "
+                 "--help\n");
     return 2;
   }
-  serve.identity = deltasync::TlsIdentity{cert, key, ca};
+  if (!pull_only) serve.identity = deltasync::TlsIdentity{cert, key, ca};
   serve.engine = engine;
+  pull.allow_unsigned = allow_unsigned_deltas;
+  serve.pull = pull;
   return report(deltasync::run_serve_command(serve));
 }

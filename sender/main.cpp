@@ -19,6 +19,7 @@
 #include "sender/net/send_command.h"
 #include "sender/net/send_report.h"
 #include "sender/net/status_command.h"
+#include "sender/publish/publish_command.h"
 
 namespace {
 
@@ -211,6 +212,53 @@ int main(int argc, char** argv) {
       "A registry then moves only the extra layer to hosts that hold app:1.0.0\n"
       "(docker push app:2.0.0-diff). See docs/diff-image.md.");
 
+  deltasync::PublishCommandOptions publish;
+  std::string part_size_text = "8M";
+  auto* publish_cmd = app.add_subcommand(
+      "publish",
+      "push IMAGE and one delta per --base to an OCI registry, for sites that pull (NAT)");
+  publish_cmd->add_option("IMAGE", publish.image, "the image to publish: app:2.0.0, ...")
+      ->required();
+  publish_cmd->add_option("--base", publish.bases,
+                          "an image sites already hold (repeatable: one delta per base)");
+  publish_cmd
+      ->add_option("--registry", publish.registry,
+                   "where: REG/REPO[:TAG] (TAG defaults to IMAGE's), e.g. "
+                   "registry.example.com:5000/app")
+      ->required();
+  publish_cmd->add_option("--part-size", part_size_text,
+                          "deltas are cut into parts of this size (a cut costs at most one)")
+      ->capture_default_str();
+  publish_cmd
+      ->add_option("--effort", publish.effort, "fast, default or max: encode time against bytes")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fast", "default", "max"}));
+  publish_cmd->add_option("--threads", publish.threads, "worker threads for deltas")
+      ->capture_default_str();
+  publish_cmd->add_option("--platform", publish.platform,
+                          "which image of a multi-platform image: os/arch[/variant]");
+  publish_cmd
+      ->add_option("--signing-key", publish.signing_key,
+                   "sign the deltas with this ed25519 private key (PEM) instead of --cert/--key")
+      ->envname("DELTASEND_SIGNING_KEY");
+  publish_cmd->add_flag("--unsigned", publish.unsigned_bundle,
+                        "sign nothing (sites must then allow unsigned deltas)");
+  publish_cmd->add_option("--registry-ca", publish.registry_options.ca_file,
+                          "a CA (PEM) to trust for the registry besides the system's");
+  publish_cmd->add_option("--registry-auth", publish.registry_options.docker_config,
+                          "the Docker CLI config.json with the registry's credentials (default: "
+                          "$DOCKER_CONFIG/config.json, else ~/.docker/config.json)");
+  publish_cmd->add_flag("--registry-insecure", publish.registry_options.insecure,
+                        "plain HTTP to the registry (a registry on loopback only)");
+  publish_cmd->add_flag("--json", publish.json, "print the result as JSON");
+  publish_cmd->add_flag("-q,--quiet", publish.quiet, "print nothing on success");
+  publish_cmd->footer(
+      "Examples:\n"
+      "  deltasend publish app:2.0.0 --base app:1.0.0 --base app:1.5.0 --registry "
+      "registry.example.com/app\n"
+      "Sites keep it current with deltarecvd --watch registry.example.com/app:2.0.0 (or a "
+      "moving tag), or once with deltarecvd pull. See docs/registry.md.");
+
   bool status_json = false;
   auto* status_cmd = app.add_subcommand(
       "status", "ask a site what it holds (images, store, recent transfers) and if it is healthy");
@@ -281,6 +329,12 @@ int main(int argc, char** argv) {
     } else if (sub == diff_image_cmd) {
       if (top_given("--json")) diff_image.json = true;
       if (top_given("--quiet")) diff_image.quiet = true;
+    } else if (sub == publish_cmd) {
+      if (top_given("--effort") && !sub_given("--effort")) publish.effort = send.effort;
+      if (top_given("--threads") && !sub_given("--threads")) publish.threads = send.threads;
+      if (top_given("--json")) publish.json = true;
+      if (top_given("--platform") && !sub_given("--platform")) publish.platform = send.platform;
+      if (top_given("--quiet")) publish.quiet = true;
     } else if (sub == status_cmd) {
       if (top_given("--json")) status_json = true;
     }
@@ -299,6 +353,19 @@ int main(int argc, char** argv) {
     bundle.cert = cert;
     bundle.key = key;
     return report(deltasync::run_bundle_command(bundle));
+  }
+  if (*publish_cmd) {
+    auto part_size = deltasync::parse_byte_size(part_size_text);
+    if (!part_size || *part_size < 4096) {
+      std::fprintf(stderr, "deltasend: error: --part-size %s: give a size of at least 4K (e.g. 8M)\n",
+                   part_size_text.c_str());
+      return 2;
+    }
+    publish.part_size = *part_size;
+    publish.engine = engine;
+    publish.cert = cert;
+    publish.key = key;
+    return report(deltasync::run_publish_command(publish));
   }
   if (*status_cmd) {
     if (send.sites.size() != 1 || cert.empty() || key.empty() || ca.empty()) {

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -201,6 +202,8 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   // 4. Load only what the engine lacks, then check and tag.
   size_t engine_prefix = common_prefix(target_chain, base.engine_chain);
   std::vector<std::string> tags(header.target().tags().begin(), header.target().tags().end());
+  for (const auto& tag : options.extra_tags)
+    if (std::find(tags.begin(), tags.end(), tag) == tags.end()) tags.push_back(tag);
   DS_ASSIGN_OR_RETURN(
       LoadedImage loaded,
       load_image_into_engine(
@@ -218,6 +221,15 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   double basis_s = std::chrono::duration<double>(basis_ready - started).count();
   double rebuild_s = std::chrono::duration<double>(rebuilt - basis_ready).count();
   double load_s = std::chrono::duration<double>(finished - rebuilt).count();
+  if (options.outcome) {
+    *options.outcome = ApplyOutcome{image_id.str(),
+                                    loaded.engine_id,
+                                    signed_by,
+                                    rebuilt_bytes,
+                                    static_cast<size_t>(header.layers_size()),
+                                    engine_prefix,
+                                    loaded.same_as_source};
+  }
 
   if (options.json) {
     nlohmann::json out = {

@@ -9,6 +9,17 @@
 
 namespace deltasync {
 
+// What an apply did, for callers that report it themselves (pull mode).
+struct ApplyOutcome {
+  std::string config_digest;  // the image verified
+  std::string engine_id;      // the engine's Id of it
+  std::string signed_by;      // "" when unsigned and allowed
+  uint64_t rebuilt_bytes = 0;
+  size_t layers_rebuilt = 0;
+  size_t layers_reused = 0;
+  bool same_as_source = false;
+};
+
 struct ApplyCommandOptions {
   std::string bundle;
   std::string engine;
@@ -20,6 +31,11 @@ struct ApplyCommandOptions {
   std::vector<std::string> trusted_keys;
   // Apply a bundle that carries no signature (format 1, or --unsigned).
   bool allow_unsigned = false;
+  // Names given to the image besides the bundle's own tags (pull mode: the
+  // registry reference it was pulled as).
+  std::vector<std::string> extra_tags;
+  // Filled in on success when set (borrowed).
+  ApplyOutcome* outcome = nullptr;
   bool json = false;
   bool quiet = false;
 };

@@ -1,5 +1,8 @@
 #include "receiver/service/serve_command.h"
 
+#include <pthread.h>
+
+#include <algorithm>
 #include <csignal>
 #include <thread>
 
@@ -39,6 +42,44 @@ Result<std::pair<std::string, uint16_t>> parse_listen(const std::string& text) {
   return std::make_pair(host.empty() ? std::string("0.0.0.0") : host, static_cast<uint16_t>(port));
 }
 
+WatchOptions watch_options(const ServeOptions& options, const std::string& engine_address) {
+  WatchOptions watch;
+  watch.references = options.watch;
+  watch.interval = std::chrono::seconds(std::max(1, options.poll_interval_seconds));
+  watch.pull = options.pull;
+  watch.pull.engine = engine_address;
+  watch.pull.store_dir = options.store;
+  watch.pull.quiet = true;
+  return watch;
+}
+
+// Pull mode alone: no listener; the watch loop runs until SIGTERM/SIGINT.
+Status run_pull_service(const ServeOptions& options, const std::string& engine_address) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // the loop's thread inherits it
+  WatchLoop loop(watch_options(options, engine_address));
+  loop.start();
+  std::string ready = "pull mode, store " + options.store + ", engine " + engine_address;
+  spdlog::info("{}", ready);
+  notify_ready(ready);
+  // Wait for a signal, feeding systemd's watchdog (if the unit has one).
+  auto watchdog = watchdog_interval();
+  int received = -1;
+  while (received < 0) {
+    timespec wait{1, 0};
+    received = sigtimedwait(&signals, nullptr, &wait);
+    if (watchdog) notify_watchdog();
+  }
+  spdlog::info("signal {}: stopping", received);
+  notify_stopping();
+  loop.stop();
+  spdlog::info("stopped");
+  return ok_status();
+}
+
 }  // namespace
 
 Status run_serve_command(const ServeOptions& options) {
@@ -53,6 +94,18 @@ Status run_serve_command(const ServeOptions& options) {
       // Not fatal: the engine may start after us; sessions report it.
       spdlog::warn("engine {} is not answering yet: {}", engine_address, ping.error().message());
     }
+  }
+
+  for (const auto& reference : options.watch) {
+    auto parsed = RegistryReference::parse(reference);
+    if (!parsed) return std::unexpected(std::move(parsed.error()).with_context("--watch"));
+  }
+  if (!options.listener()) {
+    if (options.watch.empty())
+      return make_error(ErrorCode::kInvalidArgument,
+                        "the service needs --cert, --key and --ca (to listen), or --watch "
+                        "REG/REPO:TAG (pull mode), or both");
+    return run_pull_service(options, engine_address);
   }
 
   ServiceState state;
@@ -96,8 +149,14 @@ Status run_serve_command(const ServeOptions& options) {
       }
     });
   }
+  std::unique_ptr<WatchLoop> watch;
+  if (!options.watch.empty()) {
+    watch = std::make_unique<WatchLoop>(watch_options(options, engine_address));
+    watch->start();
+  }
   server->run();
   notify_stopping();
+  if (watch) watch->stop();
   running = false;
   if (watchdog.joinable()) watchdog.join();
   spdlog::info("stopped");

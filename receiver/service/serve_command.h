@@ -1,6 +1,6 @@
 // `deltarecvd` without a subcommand: the long-running service. Opens the
 // store, binds the TLS listener, tells systemd it is ready (Type=notify) and
-// serves sessions until SIGTERM/SIGINT, which stops accepting, cancels the
+// serves sessions (and the pull-mode rounds) until SIGTERM/SIGINT, which stops accepting, cancels the
 // sessions' pending I/O (their checkpoints are on disk) and exits 0.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/net/tls_options.h"
+#include "receiver/pull/watch_loop.h"
 #include "common/util/result.h"
 
 namespace deltasync {
@@ -21,6 +22,13 @@ struct ServeOptions {
   std::vector<std::string> allowed_clients;
   size_t max_sessions = 4;
   int io_timeout_seconds = 300;
+  // Pull mode (receiver/pull/): references to keep current from their
+  // registry, every poll interval. With watches and no certificate, the
+  // service runs in pull mode alone (no listener).
+  std::vector<std::string> watch;
+  int poll_interval_seconds = 300;
+  PullOptions pull;  // registry access and signature trust for the rounds
+  bool listener() const { return !identity.certificate.empty(); }
 };
 
 Status run_serve_command(const ServeOptions& options);
