@@ -3,8 +3,8 @@
 # Installed as /usr/share/bash-completion/completions/deltarecvd (loaded on
 # first use by the bash-completion package); without that package:
 #   . deploy/completion/deltarecvd.bash
-# Needs nothing from bash-completion itself. Completes the `apply`
-# subcommand, the options (global ones after `apply` too), log levels,
+# Needs nothing from bash-completion itself. Completes the `apply` and
+# `pull` subcommands, the options (global ones after `apply` too), log levels,
 # files for --cert/--key/--ca/--config, a directory for --store, engine
 # sockets for --engine, listen addresses, and bundle files (*.dsb, else any
 # file) for `apply`.
@@ -16,16 +16,19 @@
 # tests/deploy/completion_test.sh fails when `deltarecvd [apply] --help`
 # shows an option that is missing here.
 
-_deltarecvd_subcommands='apply'
+_deltarecvd_subcommands='apply pull'
 # Before or after the subcommand.
 _deltarecvd_opts_global='-h --help --config --engine --log-level'
 # The service (no subcommand).
 _deltarecvd_opts_serve='--listen --cert --key --ca --store --store-budget --allow-client
-  --max-sessions --io-timeout --trusted-key'
+  --max-sessions --io-timeout --trusted-key --watch --poll-interval --registry-ca --registry-auth
+  --registry-insecure --allow-unsigned-deltas'
 _deltarecvd_opts_apply='--allow-unsigned --json -q --quiet'
+_deltarecvd_opts_pull='--platform --allow-unsigned --no-full-pull --json -q --quiet'
 # Options whose value is the next word.
 _deltarecvd_opts_with_value='--config --engine --log-level --listen --cert --key --ca --store
-  --store-budget --allow-client --max-sessions --io-timeout --trusted-key'
+  --store-budget --allow-client --max-sessions --io-timeout --trusted-key --watch --poll-interval
+  --registry-ca --registry-auth --platform'
 
 # As _deltasend_join_words in deltasend's completion: COMP_WORDS with the
 # pieces split off at ':' and '=' joined again, into words and cword.
@@ -107,7 +110,7 @@ _deltarecvd() {
   done
 
   case $prev in
-    --config | --cert | --key | --ca)
+    --config | --cert | --key | --ca | --registry-ca | --registry-auth | --trusted-key)
       _deltarecvd_compopt -o filenames
       mapfile -t COMPREPLY < <(compgen -f -- "$cur")
       return
@@ -138,7 +141,7 @@ _deltarecvd() {
       _deltarecvd_reply "$cur" "$prefix" 0.0.0.0:7443 '[::]:7443'
       return
       ;;
-    --store-budget | --allow-client | --max-sessions | --io-timeout)
+    --store-budget | --allow-client | --max-sessions | --io-timeout | --watch | --poll-interval | --platform)
       return # a size, a name or a number: nothing to offer
       ;;
   esac
@@ -147,6 +150,7 @@ _deltarecvd() {
   case $sub in
     '') opts+=" $_deltarecvd_opts_serve" ;;
     apply) opts+=" $_deltarecvd_opts_apply" max_pos=1 ;;
+    pull) opts+=" $_deltarecvd_opts_pull" max_pos=1 ;;
   esac
   if [[ -z $done_opts && ($cur == -* || npos -ge max_pos) ]]; then
     if [[ -z $sub && $cur != -* ]]; then
@@ -156,6 +160,8 @@ _deltarecvd() {
     fi
     return
   fi
+  # pull REG/REPO:TAG: nothing to offer.
+  if [[ $sub == pull ]]; then return; fi
   # apply BUNDLE: bundle files (*.dsb) and directories; any file if none.
   _deltarecvd_compopt -o filenames
   mapfile -t COMPREPLY < <(compgen -d -- "$cur"; compgen -f -X '!*.dsb' -- "$cur")

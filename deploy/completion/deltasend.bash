@@ -19,7 +19,7 @@
 # tests/deploy/completion_test.sh fails when `deltasend [SUBCOMMAND] --help`
 # shows an option that is missing here.
 
-_deltasend_subcommands='bundle diff diff-image status'
+_deltasend_subcommands='bundle diff diff-image publish status'
 # Before or after a subcommand.
 _deltasend_opts_global='-h --help --config --engine --log-level'
 # deltasend IMAGE --to HOST (no subcommand).
@@ -27,13 +27,15 @@ _deltasend_opts_send='--to --to-file --cert --key --ca --effort --threads --no-l
   --cache-dir --cache-budget --no-cache --segment-bytes --dry-run --rate --parallel --json -q --quiet'
 _deltasend_opts_bundle='--base -o --output --effort --threads --require-same-id --platform
   --signing-key --unsigned --json -q --quiet'
+_deltasend_opts_publish='--base --registry --part-size --effort --threads --platform --signing-key
+  --unsigned --registry-ca --registry-auth --registry-insecure --json -q --quiet'
 _deltasend_opts_diff='--json --summary --include-dir-mtime'
 _deltasend_opts_diff_image='-t --tag --json -q --quiet'
 _deltasend_opts_status='--to --cert --key --ca --json'
 # Options whose value is the next word (that word is no positional argument).
 _deltasend_opts_with_value='--config --engine --log-level --to --to-file --cert --key --ca
   --effort --threads --cache-dir --cache-budget --segment-bytes --rate --parallel --base -o --output -t --tag
-  --io-timeout --platform --signing-key'
+  --io-timeout --platform --signing-key --registry --part-size --registry-ca --registry-auth'
 
 # Sets the caller's words, cword: COMP_WORDS/COMP_CWORD with the pieces bash
 # splits off at ':' and '=' (COMP_WORDBREAKS) joined again, so that
@@ -191,7 +193,7 @@ _deltasend() {
   engine=${engine//[\'\"]/}
 
   case $prev in
-    --config | --to-file | --cert | --key | --ca | -o | --output)
+    --config | --to-file | --cert | --key | --ca | -o | --output | --registry-ca | --registry-auth)
       _deltasend_files "$cur"
       return
       ;;
@@ -225,7 +227,7 @@ _deltasend() {
       _deltasend_reply "$cur" "$prefix" 256kbit 512kbit 1mbit 2mbit 10mbit 100mbit 1MB/s 10MB/s
       return
       ;;
-    --threads | --parallel | --segment-bytes | -t | --tag | --io-timeout)
+    --threads | --parallel | --segment-bytes | -t | --tag | --io-timeout | --registry | --part-size)
       return # a number or a name: nothing to offer
       ;;
   esac
@@ -236,6 +238,7 @@ _deltasend() {
     bundle) opts+=" $_deltasend_opts_bundle" max_pos=1 ;;
     diff) opts+=" $_deltasend_opts_diff" max_pos=2 ;;
     diff-image) opts+=" $_deltasend_opts_diff_image" max_pos=2 ;;
+    publish) opts+=" $_deltasend_opts_publish" max_pos=1 ;;
     status) opts+=" $_deltasend_opts_status" max_pos=0 ;;
   esac
 
