@@ -19,6 +19,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc  # containerd's gRPC API (common/engine/containerd/)
   golang-github-containerd-containerd-dev  # containerd's API .proto files (proto/containerd/)
   containerd  # tests: a containerd site (k3s, kubeadm) beside a Docker build host
+  docker-registry  # tests/support/test_registry.h: a real OCI registry (distribution 2.8) on loopback
   clang clang-format
   systemd dpkg-dev init-system-helpers
 )
@@ -41,4 +42,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all packages present"
+fi
+# The package's own registry service (port 5000) is not what the tests use:
+# they start theirs on free loopback ports. Stop it where systemd runs.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q docker-registry 2>/dev/null; then
+  $SUDO systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
