@@ -116,9 +116,12 @@ int main(int argc, char** argv) {
 
   deltasync::PullOptions pull;
   auto* pull_cmd = app.add_subcommand(
-      "pull", "bring REG/REPO:TAG into the engine once: a delta from an image held here, else "
-              "a plain pull of the missing layers");
-  pull_cmd->add_option("REFERENCE", pull.reference, "REG/REPO[:TAG], e.g. registry.example.com/app:2.0.0")
+      "pull",
+      "bring REG/REPO:TAG into the engine once: a delta from an image held here, else "
+      "a plain pull of the missing layers");
+  pull_cmd
+      ->add_option("REFERENCE", pull.reference,
+                   "REG/REPO[:TAG], e.g. registry.example.com/app:2.0.0")
       ->required();
   pull_cmd->add_option("--platform", pull.platform, "os/arch[/variant] (default: this host's)");
   pull_cmd->add_flag("--allow-unsigned", pull.allow_unsigned,

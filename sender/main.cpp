@@ -226,8 +226,9 @@ int main(int argc, char** argv) {
                    "where: REG/REPO[:TAG] (TAG defaults to IMAGE's), e.g. "
                    "registry.example.com:5000/app")
       ->required();
-  publish_cmd->add_option("--part-size", part_size_text,
-                          "deltas are cut into parts of this size (a cut costs at most one)")
+  publish_cmd
+      ->add_option("--part-size", part_size_text,
+                   "deltas are cut into parts of this size (a cut costs at most one)")
       ->capture_default_str();
   publish_cmd
       ->add_option("--effort", publish.effort, "fast, default or max: encode time against bytes")
@@ -357,7 +358,8 @@ int main(int argc, char** argv) {
   if (*publish_cmd) {
     auto part_size = deltasync::parse_byte_size(part_size_text);
     if (!part_size || *part_size < 4096) {
-      std::fprintf(stderr, "deltasend: error: --part-size %s: give a size of at least 4K (e.g. 8M)\n",
+      std::fprintf(stderr,
+                   "deltasend: error: --part-size %s: give a size of at least 4K (e.g. 8M)\n",
                    part_size_text.c_str());
       return 2;
     }

@@ -107,10 +107,10 @@ Result<DeltaArtifactConfig> DeltaArtifactConfig::parse(std::string_view json) {
     return make_error(ErrorCode::kCorrupt, what + ": no format");
   config.format = j["format"].get<int>();
   if (config.format > kDeltaArtifactFormat)
-    return make_error(ErrorCode::kUnsupported,
-                      what + ": format " + std::to_string(config.format) +
-                          " is newer than this deltarecvd reads (" +
-                          std::to_string(kDeltaArtifactFormat) + "); upgrade deltarecvd");
+    return make_error(ErrorCode::kUnsupported, what + ": format " + std::to_string(config.format) +
+                                                   " is newer than this deltarecvd reads (" +
+                                                   std::to_string(kDeltaArtifactFormat) +
+                                                   "); upgrade deltarecvd");
   if (j.contains("bundle_format") && j["bundle_format"].is_number_unsigned())
     config.bundle_format = j["bundle_format"].get<uint32_t>();
   if (!j.contains("target") || !j.contains("base"))
@@ -148,9 +148,8 @@ Result<DeltaArtifactManifest> DeltaArtifactManifest::parse(std::string_view json
   DS_ASSIGN_OR_RETURN(Json j, parse_json(json, what));
   if (j.value("mediaType", "") != media_type::kOciManifest ||
       j.value("artifactType", "") != kDeltaArtifactType)
-    return make_error(ErrorCode::kCorrupt,
-                      what + ": not a deltasync delta (artifactType " +
-                          j.value("artifactType", std::string("none")) + ")");
+    return make_error(ErrorCode::kCorrupt, what + ": not a deltasync delta (artifactType " +
+                                               j.value("artifactType", std::string("none")) + ")");
   DeltaArtifactManifest m;
   if (!j.contains("config")) return make_error(ErrorCode::kCorrupt, what + ": no config");
   DS_ASSIGN_OR_RETURN(m.config, parse_descriptor(j["config"], what + ".config"));
@@ -159,8 +158,8 @@ Result<DeltaArtifactManifest> DeltaArtifactManifest::parse(std::string_view json
   if (!j.contains("layers") || !j["layers"].is_array() || j["layers"].empty())
     return make_error(ErrorCode::kCorrupt, what + ": no bundle parts");
   for (size_t i = 0; i < j["layers"].size(); ++i) {
-    DS_ASSIGN_OR_RETURN(auto part,
-                        parse_descriptor(j["layers"][i], what + ".layers[" + std::to_string(i) + "]"));
+    DS_ASSIGN_OR_RETURN(
+        auto part, parse_descriptor(j["layers"][i], what + ".layers[" + std::to_string(i) + "]"));
     if (part.media_type != kBundlePartMediaType)
       return make_error(ErrorCode::kCorrupt, what + ": part " + std::to_string(i + 1) +
                                                  " has media type " + part.media_type);
@@ -176,8 +175,7 @@ Result<DeltaArtifactManifest> DeltaArtifactManifest::parse(std::string_view json
 }
 
 std::string delta_tag(const Digest& target_manifest, const Digest& base_config) {
-  return "ds-delta-" + target_manifest.hex().substr(0, 48) + "-" +
-         base_config.hex().substr(0, 48);
+  return "ds-delta-" + target_manifest.hex().substr(0, 48) + "-" + base_config.hex().substr(0, 48);
 }
 
 std::string referrers_tag(const Digest& subject) {

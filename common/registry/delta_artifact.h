@@ -48,7 +48,7 @@ inline constexpr int kDeltaArtifactFormat = 1;
 inline constexpr uint64_t kDefaultPartBytes = 8ull << 20;
 
 struct DeltaImageSide {
-  std::string reference;  // "app:1.0.0" as the build host named it (informational)
+  std::string reference;                  // "app:1.0.0" as the build host named it (informational)
   std::optional<Digest> manifest_digest;  // per-platform manifest, when known
   Digest config_digest;
   std::vector<Digest> diff_ids;
@@ -58,7 +58,7 @@ struct DeltaArtifactConfig {
   int format = kDeltaArtifactFormat;
   uint32_t bundle_format = 0;
   DeltaImageSide target;
-  DeltaImageSide base;  // config_digest zero: no basis (not published)
+  DeltaImageSide base;   // config_digest zero: no basis (not published)
   Digest bundle_digest;  // sha256 of the whole bundle file
   uint64_t bundle_size = 0;
   uint64_t part_size = kDefaultPartBytes;

@@ -28,7 +28,8 @@ bool is_image_manifest(const std::string& media_type) {
 }
 
 std::string body_media_type(const RegistryManifest& m, const Json& j) {
-  if (j.contains("mediaType") && j["mediaType"].is_string()) return j["mediaType"].get<std::string>();
+  if (j.contains("mediaType") && j["mediaType"].is_string())
+    return j["mediaType"].get<std::string>();
   if (!m.media_type.empty()) return m.media_type;
   // An OCI index without mediaType has "manifests"; a manifest has "config".
   if (j.contains("manifests")) return media_type::kOciIndex;
@@ -90,10 +91,12 @@ Result<std::optional<RegistryImage>> resolve_registry_image(RegistryClient& clie
       std::string os = p.value("os", ""), arch = p.value("architecture", ""),
                   variant = p.value("variant", "");
       if (os == "unknown") continue;  // attestation manifests
-      offered += (offered.empty() ? "" : ", ") + os + "/" + arch + (variant.empty() ? "" : "/" + variant);
+      offered +=
+          (offered.empty() ? "" : ", ") + os + "/" + arch + (variant.empty() ? "" : "/" + variant);
       if (os == want.os && arch == want.arch && (want.variant.empty() || want.variant == variant)) {
         auto d = Digest::parse(entry.value("digest", ""));
-        if (!d) return make_error(ErrorCode::kCorrupt, what + ": index entry: " + d.error().message());
+        if (!d)
+          return make_error(ErrorCode::kCorrupt, what + ": index entry: " + d.error().message());
         chosen = *d;
         break;
       }
@@ -123,22 +126,24 @@ Result<std::optional<RegistryImage>> resolve_registry_image(RegistryClient& clie
   if (!config_digest)
     return make_error(ErrorCode::kCorrupt, what + ": config: " + config_digest.error().message());
   image.config_digest = *config_digest;
-  DS_ASSIGN_OR_RETURN(image.config, with_context(client.get_blob(repository, *config_digest,
-                                                                 kConfigLimit),
-                                                 what + ": config"));
+  DS_ASSIGN_OR_RETURN(
+      image.config,
+      with_context(client.get_blob(repository, *config_digest, kConfigLimit), what + ": config"));
   Json config = Json::parse(image.config, nullptr, false);
   if (config.is_discarded() || !config.is_object() || !config.contains("rootfs"))
     return make_error(ErrorCode::kCorrupt, what + ": the config has no rootfs");
   for (const auto& id : config["rootfs"].value("diff_ids", Json::array())) {
     auto d = Digest::parse(id.is_string() ? id.get<std::string>() : "");
-    if (!d) return make_error(ErrorCode::kCorrupt, what + ": config diff_id: " + d.error().message());
+    if (!d)
+      return make_error(ErrorCode::kCorrupt, what + ": config diff_id: " + d.error().message());
     image.diff_ids.push_back(*d);
   }
   for (const auto& layer : j.value("layers", Json::array())) {
     RegistryDescriptor d;
     d.media_type = layer.value("mediaType", "");
     auto digest = Digest::parse(layer.value("digest", ""));
-    if (!digest) return make_error(ErrorCode::kCorrupt, what + ": layer: " + digest.error().message());
+    if (!digest)
+      return make_error(ErrorCode::kCorrupt, what + ": layer: " + digest.error().message());
     d.digest = *digest;
     d.size = layer.value("size", uint64_t{0});
     image.layers.push_back(std::move(d));

@@ -22,8 +22,8 @@ struct RegistryImage {
   std::string platform;  // "linux/amd64"
   std::string config;    // exact bytes; digest checked
   Digest config_digest;
-  std::vector<Digest> diff_ids;             // the config's rootfs.diff_ids
-  std::vector<RegistryDescriptor> layers;   // the manifest's layer blobs, same order
+  std::vector<Digest> diff_ids;            // the config's rootfs.diff_ids
+  std::vector<RegistryDescriptor> layers;  // the manifest's layer blobs, same order
 };
 
 // Resolves `reference` (tag or digest) in `repository`. `platform`

@@ -33,10 +33,12 @@ uint64_t size_on_disk(const std::filesystem::path& path) {
 // Appends to the partial file; counts what it writes.
 class AppendSink final : public ByteSink {
  public:
-  AppendSink(int fd, std::string name, uint64_t limit) : fd_(fd), name_(std::move(name)), limit_(limit) {}
+  AppendSink(int fd, std::string name, uint64_t limit)
+      : fd_(fd), name_(std::move(name)), limit_(limit) {}
   Status write(std::string_view data) override {
     if (written_ + data.size() > limit_)
-      return make_error(ErrorCode::kCorrupt, name_ + ": the registry sent more than the blob's size");
+      return make_error(ErrorCode::kCorrupt,
+                        name_ + ": the registry sent more than the blob's size");
     while (!data.empty()) {
       ssize_t n = ::write(fd_, data.data(), data.size());
       if (n < 0) {
@@ -94,33 +96,34 @@ Status fetch_blob_to_file(RegistryClient& client, const std::string& repository,
       if (::fsync(fd) != 0 && fetched)
         fetched = std::unexpected(errno_error(errno, "syncing " + partial.string()));
       if (fetched && have + sink.written() != size)
-        fetched = make_error(ErrorCode::kCorrupt,
-                             "blob " + digest.str() + ": the registry sent " +
-                                 std::to_string(have + sink.written()) + " of " +
-                                 std::to_string(size) + " bytes");
+        fetched = make_error(ErrorCode::kCorrupt, "blob " + digest.str() + ": the registry sent " +
+                                                      std::to_string(have + sink.written()) +
+                                                      " of " + std::to_string(size) + " bytes");
     }
     if (fetched) {
       DS_ASSIGN_OR_RETURN(Digest got, hash_file(partial));
       if (got == digest) {
         std::error_code ec;
         std::filesystem::rename(partial, path, ec);
-        if (ec) return make_error(ErrorCode::kIo, "renaming " + partial.string() + ": " + ec.message());
+        if (ec)
+          return make_error(ErrorCode::kIo, "renaming " + partial.string() + ": " + ec.message());
         ++stats.blobs_fetched;
         return ok_status();
       }
       std::error_code ec;
       std::filesystem::remove(partial, ec);
       if (restarted)
-        return make_error(ErrorCode::kVerifyFailed, "blob " + digest.str() + " from the registry hashes to " +
-                                                        got.str() + " (fetched twice from the start)");
+        return make_error(ErrorCode::kVerifyFailed,
+                          "blob " + digest.str() + " from the registry hashes to " + got.str() +
+                              " (fetched twice from the start)");
       spdlog::warn("blob {}: the resumed file hashes to {}; fetching it again from the start",
                    digest.short_str(), got.short_str());
       restarted = true;
       continue;
     }
     const Error& error = fetched.error();
-    bool retryable = error.code() == ErrorCode::kUnavailable || error.code() == ErrorCode::kTimeout ||
-                     error.code() == ErrorCode::kProtocol;
+    bool retryable = error.code() == ErrorCode::kUnavailable ||
+                     error.code() == ErrorCode::kTimeout || error.code() == ErrorCode::kProtocol;
     if (!retryable || attempt >= attempts) return fetched;
     spdlog::warn("blob {}: {}; resuming from byte {} (try {} of {})", digest.short_str(),
                  error.message(), size_on_disk(partial), attempt + 1, attempts);

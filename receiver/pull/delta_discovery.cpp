@@ -20,7 +20,8 @@ Result<DeltaOffer> read_offer(RegistryClient& client, const std::string& reposit
                               std::string found_by) {
   DS_ASSIGN_OR_RETURN(auto fetched, client.get_manifest(repository, manifest_digest.str()));
   if (!fetched)
-    return make_error(ErrorCode::kNotFound, "delta " + manifest_digest.str() + " is listed but absent");
+    return make_error(ErrorCode::kNotFound,
+                      "delta " + manifest_digest.str() + " is listed but absent");
   DeltaOffer offer;
   offer.manifest_digest = manifest_digest;
   offer.found_by = std::move(found_by);
@@ -77,7 +78,8 @@ Result<std::vector<DeltaOffer>> discover_deltas(RegistryClient& client,
     if (!seen.insert(digest).second) continue;
     auto offer = read_offer(client, repository, digest, subject, how);
     if (!offer) {
-      if (offer.error().code() == ErrorCode::kUnavailable || offer.error().code() == ErrorCode::kTimeout)
+      if (offer.error().code() == ErrorCode::kUnavailable ||
+          offer.error().code() == ErrorCode::kTimeout)
         return std::unexpected(offer.error());
       spdlog::warn("skipping delta {}: {}", digest.short_str(), offer.error().message());
       continue;

@@ -49,7 +49,9 @@ Result<FullPullResult> full_pull(RegistryClient& client, const std::string& repo
   result.layers_reused = held;
   std::error_code ec;
   std::filesystem::create_directories(pull_dir / "blobs", ec);
-  if (ec) return make_error(ErrorCode::kIo, "creating " + (pull_dir / "blobs").string() + ": " + ec.message());
+  if (ec)
+    return make_error(ErrorCode::kIo,
+                      "creating " + (pull_dir / "blobs").string() + ": " + ec.message());
   DS_ASSIGN_OR_RETURN(auto workspace, LayerWorkspace::create(pull_dir, "layers-"));
   for (size_t i = held; i < image.layers.size(); ++i) {
     const RegistryDescriptor& blob = image.layers[i];
@@ -57,10 +59,9 @@ Result<FullPullResult> full_pull(RegistryClient& client, const std::string& repo
     if (workspace->has(diff_id)) continue;
     std::string name = "layer " + std::to_string(i + 1) + " (" + diff_id.short_str() + ")";
     auto blob_path = pull_dir / "blobs" / blob.digest.hex();
-    DS_RETURN_IF_ERROR(with_context(
-        fetch_blob_to_file(client, repository, blob.digest, blob.size, blob_path, attempts,
-                           result.fetch),
-        name));
+    DS_RETURN_IF_ERROR(with_context(fetch_blob_to_file(client, repository, blob.digest, blob.size,
+                                                       blob_path, attempts, result.fetch),
+                                    name));
     DS_ASSIGN_OR_RETURN(auto compressed, open_file_source(blob_path));
     DS_ASSIGN_OR_RETURN(auto plain, open_decompressed(std::move(compressed), name));
     DS_ASSIGN_OR_RETURN(auto file, workspace->create_file(diff_id));
@@ -70,23 +71,23 @@ Result<FullPullResult> full_pull(RegistryClient& client, const std::string& repo
     DS_RETURN_IF_ERROR(hashed.finish());
     Digest got = hashed.digest();
     if (got != diff_id)
-      return make_error(ErrorCode::kVerifyFailed, name + ": the registry's blob " + blob.digest.str() +
-                                                      " decompresses to " + got.str() +
-                                                      ", not the config's diff_id");
+      return make_error(ErrorCode::kVerifyFailed, name + ": the registry's blob " +
+                                                      blob.digest.str() + " decompresses to " +
+                                                      got.str() + ", not the config's diff_id");
     workspace->adopt_rebuilt(diff_id, std::move(file.second), size);
     std::filesystem::remove(blob_path, ec);
     ++result.layers_fetched;
   }
-  DS_ASSIGN_OR_RETURN(
-      LoadedImage loaded,
-      load_image_into_engine(
-          engine, image.config, image.diff_ids, held,
-          [&](const Digest& d) -> Result<LayerFileRef> {
-            if (!workspace->has(d))
-              return make_error(ErrorCode::kInternal, "layer " + d.str() + " was not fetched");
-            return LayerFileRef{workspace->fd(d), workspace->size(d)};
-          },
-          tags, LoadOptions{nullptr, workspace->dir()}));
+  DS_ASSIGN_OR_RETURN(LoadedImage loaded,
+                      load_image_into_engine(
+                          engine, image.config, image.diff_ids, held,
+                          [&](const Digest& d) -> Result<LayerFileRef> {
+                            if (!workspace->has(d))
+                              return make_error(ErrorCode::kInternal,
+                                                "layer " + d.str() + " was not fetched");
+                            return LayerFileRef{workspace->fd(d), workspace->size(d)};
+                          },
+                          tags, LoadOptions{nullptr, workspace->dir()}));
   result.engine_id = loaded.engine_id;
   return result;
 }

@@ -8,8 +8,8 @@
 #include <chrono>
 #include <cstdio>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "common/bundle/bundle_file.h"
 #include "common/engine/engine_client.h"
@@ -36,7 +36,8 @@ struct PullState {
 };
 
 fs::path state_path(const PullOptions& options, const std::string& reference) {
-  return options.store_dir / "pulls" / "state" / (Digest::of(reference).hex().substr(0, 32) + ".json");
+  return options.store_dir / "pulls" / "state" /
+         (Digest::of(reference).hex().substr(0, 32) + ".json");
 }
 
 std::optional<PullState> read_state(const fs::path& path) {
@@ -44,13 +45,16 @@ std::optional<PullState> read_state(const fs::path& path) {
   if (!text) return std::nullopt;
   Json j = Json::parse(*text, nullptr, false);
   if (!j.is_object()) return std::nullopt;
-  return PullState{j.value("named_digest", ""), j.value("config_digest", ""), j.value("engine_id", "")};
+  return PullState{j.value("named_digest", ""), j.value("config_digest", ""),
+                   j.value("engine_id", "")};
 }
 
 Status write_state(const fs::path& path, const std::string& reference, const PullState& state) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
-  if (ec) return make_error(ErrorCode::kIo, "creating " + path.parent_path().string() + ": " + ec.message());
+  if (ec)
+    return make_error(ErrorCode::kIo,
+                      "creating " + path.parent_path().string() + ": " + ec.message());
   DS_ASSIGN_OR_RETURN(auto file, AtomicFile::create(path));
   Json j = {{"reference", reference},
             {"named_digest", state.named_digest},
@@ -68,7 +72,8 @@ std::optional<std::string> engine_image_with_config(EngineClient& engine, const 
                                                     const std::string& name,
                                                     const std::optional<PullState>& state) {
   auto by_id = engine.inspect_image(config.str());
-  if (by_id && (by_id->id == config.str() || by_id->config_digest == config.str())) return by_id->id;
+  if (by_id && (by_id->id == config.str() || by_id->config_digest == config.str()))
+    return by_id->id;
   auto by_name = engine.inspect_image(name);
   if (by_name) {
     if (by_name->id == config.str() || by_name->config_digest == config.str()) return by_name->id;
@@ -106,8 +111,8 @@ Result<std::string> apply_offer(RegistryClient& client, const std::string& repos
     const auto& part = offer.manifest.parts[i];
     char file[32];
     std::snprintf(file, sizeof file, "part-%04zu", i + 1);
-    fetched = with_context(fetch_blob_to_file(client, repository, part.digest, part.size, dir / file,
-                                              options.attempts, stats),
+    fetched = with_context(fetch_blob_to_file(client, repository, part.digest, part.size,
+                                              dir / file, options.attempts, stats),
                            "delta part " + std::to_string(i + 1) + " of " +
                                std::to_string(offer.manifest.parts.size()));
   }
@@ -126,8 +131,9 @@ Result<std::string> apply_offer(RegistryClient& client, const std::string& repos
       DS_RETURN_IF_ERROR(copy_all(*source, hashed));
     }
     if (hashed.digest() != offer.config.bundle_digest)
-      return make_error(ErrorCode::kVerifyFailed, "delta " + offer.manifest_digest.str() +
-                                                      ": its parts do not make the bundle its config names");
+      return make_error(ErrorCode::kVerifyFailed,
+                        "delta " + offer.manifest_digest.str() +
+                            ": its parts do not make the bundle its config names");
     DS_RETURN_IF_ERROR(out->finish());
     DS_RETURN_IF_ERROR(out->publish());
   }
@@ -154,7 +160,8 @@ std::string PullReport::describe() const {
   if (outcome == "up to date") return text + " (" + manifest_digest + ")";
   text += " to " + manifest_digest + " (config " + config_digest + ")";
   if (outcome == "delta")
-    text += ", delta from " + delta_from + " found by " + delta_found_by + ", " + human_bytes(delta_bytes);
+    text += ", delta from " + delta_from + " found by " + delta_found_by + ", " +
+            human_bytes(delta_bytes);
   if (!fallback_reason.empty()) text += "; " + fallback_reason;
   text += "; " + human_bytes(bytes_fetched) + " fetched";
   if (bytes_reused) text += ", " + human_bytes(bytes_reused) + " resumed from disk";
@@ -175,7 +182,8 @@ Result<PullReport> pull_once(const PullOptions& options) {
   auto finish = [&](std::string outcome) {
     report.outcome = std::move(outcome);
     report.registry_requests = client->traffic().requests;
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return report;
   };
 
@@ -184,9 +192,10 @@ Result<PullReport> pull_once(const PullOptions& options) {
   auto state = read_state(state_file);
   DS_ASSIGN_OR_RETURN(auto head, client->head_manifest(where.repository, where.reference()));
   if (!head)
-    return make_error(ErrorCode::kNotFound, "registry " + where.registry + " has no " + name +
-                                                " (was it published? deltasend publish ... --registry " +
-                                                where.registry + "/" + where.repository + ")");
+    return make_error(ErrorCode::kNotFound,
+                      "registry " + where.registry + " has no " + name +
+                          " (was it published? deltasend publish ... --registry " + where.registry +
+                          "/" + where.repository + ")");
   if (state && state->named_digest == head->digest.str() && !state->engine_id.empty()) {
     auto detail = engine.inspect_image(state->engine_id);
     if (detail) {
@@ -198,9 +207,10 @@ Result<PullReport> pull_once(const PullOptions& options) {
   }
 
   // 2. What the tag names for this platform.
-  DS_ASSIGN_OR_RETURN(auto resolved,
-                      resolve_registry_image(*client, where.repository, where.reference(), options.platform));
-  if (!resolved) return make_error(ErrorCode::kNotFound, "registry " + where.registry + " has no " + name);
+  DS_ASSIGN_OR_RETURN(auto resolved, resolve_registry_image(*client, where.repository,
+                                                            where.reference(), options.platform));
+  if (!resolved)
+    return make_error(ErrorCode::kNotFound, "registry " + where.registry + " has no " + name);
   const RegistryImage& image = *resolved;
   report.manifest_digest = image.manifest.digest.str();
   report.config_digest = image.config_digest.str();
@@ -215,9 +225,11 @@ Result<PullReport> pull_once(const PullOptions& options) {
 
   // 3-4. A delta from a basis the engine holds.
   std::string fallback;
-  auto offers = discover_deltas(*client, where.repository, image.manifest.digest, local_configs(engine));
+  auto offers =
+      discover_deltas(*client, where.repository, image.manifest.digest, local_configs(engine));
   if (!offers) {
-    if (offers.error().code() == ErrorCode::kUnavailable || offers.error().code() == ErrorCode::kTimeout)
+    if (offers.error().code() == ErrorCode::kUnavailable ||
+        offers.error().code() == ErrorCode::kTimeout)
       return std::unexpected(offers.error());
     fallback = "finding deltas failed: " + offers.error().message();
   } else {
@@ -227,8 +239,9 @@ Result<PullReport> pull_once(const PullOptions& options) {
     const DeltaOffer* chosen = nullptr;
     for (const auto& offer : *offers) {
       if (offer.config.target.config_digest != image.config_digest) continue;
-      auto base = find_image_with_layers(engine, offer.config.base.diff_ids, offer.config.base.reference,
-                                         offer.config.base.config_digest.str());
+      auto base =
+          find_image_with_layers(engine, offer.config.base.diff_ids, offer.config.base.reference,
+                                 offer.config.base.config_digest.str());
       if (base) {
         chosen = &offer;
         break;
@@ -252,7 +265,8 @@ Result<PullReport> pull_once(const PullOptions& options) {
       // A cut link is retried next round (the parts stay); anything else
       // (a bad bundle, a refused signature, a basis that is not enough)
       // falls back to a plain pull now.
-      if (applied.error().code() == ErrorCode::kUnavailable || applied.error().code() == ErrorCode::kTimeout)
+      if (applied.error().code() == ErrorCode::kUnavailable ||
+          applied.error().code() == ErrorCode::kTimeout)
         return std::unexpected(applied.error());
       fallback = "the delta failed: " + applied.error().message();
       spdlog::warn("{}: {}; pulling the missing layers instead", name, fallback);
@@ -264,8 +278,8 @@ Result<PullReport> pull_once(const PullOptions& options) {
   // 5. A plain pull of what the engine lacks.
   report.fallback_reason = fallback;
   fs::path dir = options.store_dir / "pulls" / ("full-" + image.config_digest.hex().substr(0, 32));
-  DS_ASSIGN_OR_RETURN(FullPullResult pulled,
-                      full_pull(*client, where.repository, image, engine, {name}, dir, options.attempts));
+  DS_ASSIGN_OR_RETURN(FullPullResult pulled, full_pull(*client, where.repository, image, engine,
+                                                       {name}, dir, options.attempts));
   report.bytes_fetched += pulled.fetch.bytes_fetched;
   report.bytes_reused += pulled.fetch.bytes_reused;
   std::error_code ec;

@@ -17,7 +17,8 @@ std::chrono::milliseconds next_poll_delay(std::chrono::seconds interval, int fai
   double base_ms = static_cast<double>(std::chrono::duration_cast<milliseconds>(interval).count());
   if (failures > 0) {
     double cap = std::min(base_ms, 3600.0 * 1000);
-    double backoff = std::min(cap, 30000.0 * static_cast<double>(1ull << std::min(failures - 1, 16)));
+    double backoff =
+        std::min(cap, 30000.0 * static_cast<double>(1ull << std::min(failures - 1, 16)));
     base_ms = std::max(backoff, std::min(cap, 1000.0));
   }
   double jittered = base_ms * (0.8 + 0.4 * unit);
@@ -46,8 +47,8 @@ void WatchLoop::run() {
   std::map<std::string, int> failures;
   // The first round of each reference is spread over a tenth of the interval.
   for (const auto& ref : options_.references)
-    due[ref] = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                  options_.interval * 0.1 * unit(random));
+    due[ref] = Clock::now() +
+               std::chrono::duration_cast<Clock::duration>(options_.interval * 0.1 * unit(random));
   spdlog::info("pull mode: watching {} reference{} every {}s", options_.references.size(),
                options_.references.size() == 1 ? "" : "s", options_.interval.count());
   for (;;) {
@@ -74,7 +75,8 @@ void WatchLoop::run() {
                    report.error().message(), failures[reference]);
     }
     if (options_.on_round) options_.on_round(reference, report);
-    due[reference] = Clock::now() + next_poll_delay(options_.interval, failures[reference], unit(random));
+    due[reference] =
+        Clock::now() + next_poll_delay(options_.interval, failures[reference], unit(random));
   }
 }
 

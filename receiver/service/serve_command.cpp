@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <ctime>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -40,6 +41,16 @@ Result<std::pair<std::string, uint16_t>> parse_listen(const std::string& text) {
   if (port_text.empty() || *end != '\0' || port < 0 || port > 65535)
     return make_error(ErrorCode::kInvalidArgument, "--listen " + text + ": bad port");
   return std::make_pair(host.empty() ? std::string("0.0.0.0") : host, static_cast<uint16_t>(port));
+}
+
+// "12:00:05" (UTC), for the status lines of polls.
+std::string clock_time_now() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[16];
+  std::strftime(text, sizeof text, "%H:%M:%S", &tm);
+  return std::string(text) + "Z";
 }
 
 WatchOptions watch_options(const ServeOptions& options, const std::string& engine_address) {
@@ -151,7 +162,18 @@ Status run_serve_command(const ServeOptions& options) {
   }
   std::unique_ptr<WatchLoop> watch;
   if (!options.watch.empty()) {
-    watch = std::make_unique<WatchLoop>(watch_options(options, engine_address));
+    WatchOptions watching = watch_options(options, engine_address);
+    watching.on_round = [&state](const std::string& reference, const Result<PullReport>& round) {
+      std::string when = clock_time_now();
+      if (!round) {
+        state.record_poll(reference,
+                          reference + ": failed at " + when + ": " + round.error().message());
+        return;
+      }
+      state.record_poll(reference, round->describe() + " at " + when);
+      if (round->outcome != "up to date") state.record_transfer("pull " + round->describe());
+    };
+    watch = std::make_unique<WatchLoop>(std::move(watching));
     watch->start();
   }
   server->run();

@@ -1,15 +1,15 @@
 // `deltarecvd` without a subcommand: the long-running service. Opens the
 // store, binds the TLS listener, tells systemd it is ready (Type=notify) and
-// serves sessions (and the pull-mode rounds) until SIGTERM/SIGINT, which stops accepting, cancels the
-// sessions' pending I/O (their checkpoints are on disk) and exits 0.
+// serves sessions (and the pull-mode rounds) until SIGTERM/SIGINT, which stops accepting, cancels
+// the sessions' pending I/O (their checkpoints are on disk) and exits 0.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "common/net/tls_options.h"
-#include "receiver/pull/watch_loop.h"
 #include "common/util/result.h"
+#include "receiver/pull/watch_loop.h"
 
 namespace deltasync {
 

@@ -31,4 +31,16 @@ std::vector<std::string> ServiceState::recent_transfers() const {
   return {recent_.begin(), recent_.end()};
 }
 
+void ServiceState::record_poll(const std::string& reference, std::string line) {
+  std::lock_guard guard(recent_mutex_);
+  polls_[reference] = std::move(line);
+}
+
+std::vector<std::string> ServiceState::polls() const {
+  std::lock_guard guard(recent_mutex_);
+  std::vector<std::string> out;
+  for (const auto& [reference, line] : polls_) out.push_back(line);
+  return out;
+}
+
 }  // namespace deltasync

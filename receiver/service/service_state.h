@@ -42,8 +42,12 @@ struct ServiceState {
 
   void record_transfer(std::string line);
   std::vector<std::string> recent_transfers() const;
+  // Pull mode: the last poll of each watched reference, for `deltasend status`.
+  void record_poll(const std::string& reference, std::string line);
+  std::vector<std::string> polls() const;
 
  private:
+  std::map<std::string, std::string> polls_;
   mutable std::mutex recent_mutex_;
   std::deque<std::string> recent_;
 };

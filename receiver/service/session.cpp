@@ -220,6 +220,7 @@ class Session {
     reply.set_stored_layers(static_cast<uint32_t>(state_.store->layer_count()));
     reply.set_active_sessions(state_.active_sessions.load());
     for (const auto& line : state_.recent_transfers()) reply.add_recent(line);
+    for (const auto& line : state_.polls()) reply.add_watching(line);
     EngineClient engine(EngineOptions{state_.engine_address});
     reply.set_engine_ok(static_cast<bool>(engine.ping()));
     if (auto info = engine.info()) reply.set_image_store(info->describe());

@@ -45,7 +45,8 @@ Status run_status_command(const StatusCommandOptions& options) {
         {"stored_layers", reply.stored_layers()},
         {"active_sessions", reply.active_sessions()},
         {"images", images},
-        {"recent", std::vector<std::string>(reply.recent().begin(), reply.recent().end())}};
+        {"recent", std::vector<std::string>(reply.recent().begin(), reply.recent().end())},
+        {"watching", std::vector<std::string>(reply.watching().begin(), reply.watching().end())}};
     std::printf("%s\n", out.dump(2).c_str());
   } else {
     std::printf("%s (%s): %s\n", options.to.c_str(), reply.receiver_version().c_str(),
@@ -61,6 +62,10 @@ Status run_status_command(const StatusCommandOptions& options) {
       for (const auto& tag : image.tags()) tags += (tags.empty() ? "" : ", ") + tag;
       std::printf("    %s  %s\n", image.image_id().substr(0, 19).c_str(),
                   tags.empty() ? "<untagged>" : tags.c_str());
+    }
+    if (reply.watching_size() > 0) {
+      std::printf("  pull mode, last poll of each watched tag:\n");
+      for (const auto& line : reply.watching()) std::printf("    %s\n", line.c_str());
     }
     if (reply.recent_size() > 0) {
       std::printf("  recent transfers:\n");

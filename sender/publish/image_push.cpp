@@ -8,8 +8,8 @@
 
 #include <fcntl.h>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "common/codec/compression.h"
 #include "common/io/file.h"
@@ -107,17 +107,17 @@ Result<PushedImage> push_image(RegistryClient& client, const std::string& reposi
   }
   if (!manifest_body.empty()) {
     Json m = Json::parse(manifest_body, nullptr, false);
-    manifest_type = m.is_object() ? m.value("mediaType", media_type::kOciManifest)
-                                  : media_type::kOciManifest;
+    manifest_type =
+        m.is_object() ? m.value("mediaType", media_type::kOciManifest) : media_type::kOciManifest;
     for (size_t i = 0; i < info.layers.size(); ++i) {
       const BlobDescriptor& blob = dist->layers[i].blob;
       DS_ASSIGN_OR_RETURN(auto has, client.blob_size(repository, blob.digest));
       if (has) continue;
       DS_ASSIGN_OR_RETURN(auto source, image.open_blob(i));
-      DS_RETURN_IF_ERROR(with_context(
-          count_upload(client.push_blob(repository, blob.digest, blob.size, *source), blob.size,
-                       out),
-          "layer " + std::to_string(i + 1) + " (" + blob.digest.short_str() + ")"));
+      DS_RETURN_IF_ERROR(
+          with_context(count_upload(client.push_blob(repository, blob.digest, blob.size, *source),
+                                    blob.size, out),
+                       "layer " + std::to_string(i + 1) + " (" + blob.digest.short_str() + ")"));
     }
   } else {
     Json layers = Json::array();
@@ -141,8 +141,8 @@ Result<PushedImage> push_image(RegistryClient& client, const std::string& reposi
   DS_ASSIGN_OR_RETURN(Digest stored, client.put_manifest(repository, manifest_digest.str(),
                                                          manifest_type, manifest_body));
   if (stored != manifest_digest)
-    return make_error(ErrorCode::kProtocol, "the registry stored manifest " + manifest_digest.str() +
-                                                " as " + stored.str());
+    return make_error(ErrorCode::kProtocol, "the registry stored manifest " +
+                                                manifest_digest.str() + " as " + stored.str());
   DS_RETURN_IF_ERROR(client.put_manifest(repository, tag, manifest_type, manifest_body));
   out.manifest.media_type = manifest_type;
   out.manifest.digest = manifest_digest;

@@ -14,8 +14,8 @@
 #include <chrono>
 #include <cstdio>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "common/bundle/bundle_file.h"
 #include "common/io/file.h"
@@ -179,9 +179,11 @@ Status run_publish_command(const PublishCommandOptions& options) {
   if (where.tag.empty()) where.tag = default_tag(options.image);
   if (options.bases.empty())
     spdlog::warn("publish: no --base given; only the image itself is pushed (sites pull it whole)");
-  DS_ASSIGN_OR_RETURN(auto client, RegistryClient::create(where.registry, options.registry_options));
+  DS_ASSIGN_OR_RETURN(auto client,
+                      RegistryClient::create(where.registry, options.registry_options));
   DS_RETURN_IF_ERROR(client->ping());
-  DS_ASSIGN_OR_RETURN(TempDir scratch, TempDir::create(default_temp_parent(), "deltasend-publish-"));
+  DS_ASSIGN_OR_RETURN(TempDir scratch,
+                      TempDir::create(default_temp_parent(), "deltasend-publish-"));
 
   PushedImage pushed;
   ImageInfo target;
@@ -201,7 +203,8 @@ Status run_publish_command(const PublishCommandOptions& options) {
                  where.repository, delta.tag, delta.bundle_bytes, delta.parts);
     deltas.push_back(std::move(delta));
   }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (options.json) {
     Json list = Json::array();
     for (const auto& d : deltas)

@@ -52,9 +52,9 @@ class RegistryPullTest : public EngineTest {
     ASSERT_TRUE(ensure_base_image(receiver_engine()));
     signing_key_ = temp_->path() / "signing.key";
     trusted_key_ = temp_->path() / "signing.pub";
-    ASSERT_TRUE(run_command({"openssl", "genpkey", "-algorithm", "ed25519", "-out",
-                             signing_key_.string()})
-                    .ok());
+    ASSERT_TRUE(
+        run_command({"openssl", "genpkey", "-algorithm", "ed25519", "-out", signing_key_.string()})
+            .ok());
     ASSERT_TRUE(run_command({"openssl", "pkey", "-in", signing_key_.string(), "-pubout", "-out",
                              trusted_key_.string()})
                     .ok());
@@ -93,7 +93,8 @@ class RegistryPullTest : public EngineTest {
   // Moves build-host image `version` to the site (docker save | load).
   void give_site(const std::string& version) {
     fs::path archive = temp_->path() / ("v" + version + ".tar");
-    ASSERT_TRUE(run_docker(sender_engine(), {"save", "-o", archive.string(), repo_ + ":" + version}).ok());
+    ASSERT_TRUE(
+        run_docker(sender_engine(), {"save", "-o", archive.string(), repo_ + ":" + version}).ok());
     ASSERT_TRUE(run_docker(receiver_engine(), {"load", "-i", archive.string()}).ok());
   }
 
@@ -128,10 +129,18 @@ class RegistryPullTest : public EngineTest {
 
   CommandResult publish(const std::vector<std::string>& bases,
                         const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv{DELTASEND_BINARY, "--config", "/dev/null", "--engine",
-                                  sender_engine(),  "publish",  repo_ + ":2", "--registry",
-                                  registry_->host() + "/" + repo_, "--signing-key",
-                                  signing_key_.string(), "--json"};
+    std::vector<std::string> argv{DELTASEND_BINARY,
+                                  "--config",
+                                  "/dev/null",
+                                  "--engine",
+                                  sender_engine(),
+                                  "publish",
+                                  repo_ + ":2",
+                                  "--registry",
+                                  registry_->host() + "/" + repo_,
+                                  "--signing-key",
+                                  signing_key_.string(),
+                                  "--json"};
     for (const auto& base : bases) {
       argv.push_back("--base");
       argv.push_back(repo_ + ":" + base);
@@ -144,9 +153,9 @@ class RegistryPullTest : public EngineTest {
   // `deltarecvd pull` as a site with its own store.
   CommandResult pull(const fs::path& store, const std::string& reference = "",
                      const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv{DELTARECVD_BINARY, "--config", "/dev/null", "--engine",
-                                  receiver_engine(), "--store", store.string(), "--trusted-key",
-                                  trusted_key_.string()};
+    std::vector<std::string> argv{DELTARECVD_BINARY, "--config",        "/dev/null",
+                                  "--engine",        receiver_engine(), "--store",
+                                  store.string(),    "--trusted-key",   trusted_key_.string()};
     for (const auto& f : registry_flags()) argv.push_back(f);
     argv.push_back("pull");
     argv.push_back(reference.empty() ? pulled_name() : reference);
@@ -164,8 +173,8 @@ class RegistryPullTest : public EngineTest {
     } else {
       EXPECT_FALSE(id.empty());
     }
-    auto sender = run_docker(sender_engine(), {"image", "inspect", "--format",
-                                               "{{json .RootFS.Layers}}", repo_ + ":2"});
+    auto sender = run_docker(
+        sender_engine(), {"image", "inspect", "--format", "{{json .RootFS.Layers}}", repo_ + ":2"});
     auto site = run_docker(receiver_engine(), {"image", "inspect", "--format",
                                                "{{json .RootFS.Layers}}", pulled_name()});
     ASSERT_TRUE(sender.ok() && site.ok()) << site.error_output;
@@ -229,7 +238,8 @@ TEST_F(RegistryPullTest, ThreeSitesEndWithTheSameImage) {
   ASSERT_TRUE(c.ok()) << c.error_output;
   Json rc = parse_json_output(c);
   EXPECT_EQ(rc["outcome"], "full pull") << c.output;
-  EXPECT_NE(rc["fallback_reason"].get<std::string>().find("none of the 2 deltas"), std::string::npos)
+  EXPECT_NE(rc["fallback_reason"].get<std::string>().find("none of the 2 deltas"),
+            std::string::npos)
       << c.output;
   expect_site_has_version_2();
   uint64_t full = rc["bytes_fetched"].get<uint64_t>();
@@ -304,10 +314,19 @@ TEST_F(RegistryPullTest, WatchModeLoadsTheNewImage) {
   ASSERT_TRUE(published.ok()) << published.error_output;
   clear_site();
   give_site("1");
-  std::vector<std::string> argv{DELTARECVD_BINARY, "--config", "/dev/null", "--engine",
-                                receiver_engine(), "--store", (temp_->path() / "store").string(),
-                                "--trusted-key", trusted_key_.string(), "--watch", pulled_name(),
-                                "--poll-interval", "2"};
+  std::vector<std::string> argv{DELTARECVD_BINARY,
+                                "--config",
+                                "/dev/null",
+                                "--engine",
+                                receiver_engine(),
+                                "--store",
+                                (temp_->path() / "store").string(),
+                                "--trusted-key",
+                                trusted_key_.string(),
+                                "--watch",
+                                pulled_name(),
+                                "--poll-interval",
+                                "2"};
   for (const auto& f : registry_flags()) argv.push_back(f);
   auto service = BackgroundProcess::start(argv, temp_->path() / "watch.log");
   ASSERT_TRUE(service);

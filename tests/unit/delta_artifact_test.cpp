@@ -58,8 +58,8 @@ TEST(DeltaArtifactTest, ConfigRefusesNewerFormatsAndDamage) {
   EXPECT_EQ(newer.error().code(), ErrorCode::kUnsupported);
   EXPECT_NE(newer.error().message().find("upgrade deltarecvd"), std::string::npos);
   std::string json = sample_config().to_json();
-  for (std::string bad : {std::string("not json"), std::string("[]"),
-                          json.substr(0, json.size() / 2)}) {
+  for (std::string bad :
+       {std::string("not json"), std::string("[]"), json.substr(0, json.size() / 2)}) {
     auto r = DeltaArtifactConfig::parse(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt);
@@ -105,7 +105,10 @@ TEST(DeltaArtifactTest, TagsAreValidAndDistinct) {
 }
 
 TEST(DeltaArtifactTest, ReferrersIndexAddsAndReplaces) {
-  RegistryDescriptor a{media_type::kOciManifest, Digest::of("a"), 10, kDeltaArtifactType,
+  RegistryDescriptor a{media_type::kOciManifest,
+                       Digest::of("a"),
+                       10,
+                       kDeltaArtifactType,
                        {{kAnnotationBaseConfig, "x"}}};
   RegistryDescriptor b{media_type::kOciManifest, Digest::of("b"), 20, kDeltaArtifactType, {}};
   auto one = add_to_referrers_index("", a);
