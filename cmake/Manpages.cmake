@@ -15,7 +15,7 @@ find_program(GZIP_EXECUTABLE gzip)
 
 set(_ds_man_pages
     deltasend:1 deltasend-bundle:1 deltasend-diff:1 deltasend-diff-image:1 deltasend-status:1
-    deltarecvd:8 deltarecvd-apply:8)
+    deltasend-publish:1 deltarecvd:8 deltarecvd-apply:8 deltarecvd-pull:8)
 
 if(PANDOC_EXECUTABLE AND GZIP_EXECUTABLE)
   set(_ds_man_dir "${CMAKE_BINARY_DIR}/man")
