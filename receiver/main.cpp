@@ -175,6 +175,15 @@ int main(int argc, char** argv) {
     pull.engine = engine;
     pull.store_dir = serve.store;
     pull.allow_full_pull = !no_full_pull;
+    // The service's store, shared: a running service may be using it.
+    auto budget = deltasync::parse_byte_size(serve.store_budget);
+    if (!budget) return report(std::unexpected(budget.error()));
+    auto store =
+        deltasync::LayerStore::open(serve.store, *budget, deltasync::LayerStore::OpenMode::kShared);
+    if (!store)
+      return report(
+          std::unexpected(std::move(store.error()).with_context("--store " + serve.store)));
+    pull.store = store->get();
     return report(deltasync::run_pull_command(pull));
   }
   bool pull_only = cert.empty() && key.empty() && !serve.watch.empty();

@@ -29,7 +29,7 @@ Result<std::unique_ptr<LayerWorkspace>> LayerWorkspace::create(const std::filesy
 
 Result<std::pair<std::filesystem::path, UniqueFd>> LayerWorkspace::create_file(
     const Digest& diff_id) {
-  auto path = dir_.path() / (diff_id.hex() + ".tar");
+  auto path = path_of(diff_id);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return std::unexpected(errno_error(errno, "create " + path.string()));
   return std::make_pair(path, UniqueFd(fd));

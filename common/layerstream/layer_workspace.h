@@ -36,6 +36,10 @@ class LayerWorkspace {
   uint64_t size(const Digest& diff_id) const;
   const LayerIndex* index(const Digest& diff_id) const;
   const std::filesystem::path& dir() const { return dir_.path(); }
+  // Where layer `diff_id`'s file is (created by create_file/add_from_image).
+  std::filesystem::path path_of(const Digest& diff_id) const {
+    return dir_.path() / (diff_id.hex() + ".tar");
+  }
   uint64_t bytes_copied() const { return bytes_copied_; }
 
  private:

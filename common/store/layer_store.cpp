@@ -72,13 +72,18 @@ Result<uint64_t> parse_byte_size(std::string_view text) {
   return value * multiplier;
 }
 
-Result<std::unique_ptr<LayerStore>> LayerStore::open(const fs::path& root, uint64_t budget_bytes) {
+Result<std::unique_ptr<LayerStore>> LayerStore::open(const fs::path& root, uint64_t budget_bytes,
+                                                     OpenMode mode) {
   std::unique_ptr<LayerStore> store(new LayerStore(root, budget_bytes));
   DS_RETURN_IF_ERROR(make_dirs(root / "layers"));
   DS_RETURN_IF_ERROR(make_dirs(root / "partial"));
   DS_RETURN_IF_ERROR(make_dirs(root / "configs"));
   DS_RETURN_IF_ERROR(make_dirs(root / "engine-ids"));
   std::error_code ec;
+  if (mode == OpenMode::kShared) {
+    DS_RETURN_IF_ERROR(make_dirs(root / "tmp"));
+    return store;
+  }
   fs::remove_all(root / "tmp", ec);  // scratch of a previous run
   DS_RETURN_IF_ERROR(make_dirs(root / "tmp"));
   // Temp files of interrupted renames.

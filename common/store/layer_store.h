@@ -55,8 +55,14 @@ struct LayerCheckpoint {
 
 class LayerStore {
  public:
+  // kOwner (the service, the sender's cache) empties ROOT/tmp and removes
+  // the temp files of interrupted renames; kShared (a one-off `deltarecvd
+  // pull` beside a running service) leaves them, since they may be another
+  // process's work in progress.
+  enum class OpenMode { kOwner, kShared };
   static Result<std::unique_ptr<LayerStore>> open(const std::filesystem::path& root,
-                                                  uint64_t budget_bytes);
+                                                  uint64_t budget_bytes,
+                                                  OpenMode mode = OpenMode::kOwner);
 
   bool has(const Digest& diff_id) const;
   // has(), and counts as a use for the LRU order when it is held.

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <thread>
 
@@ -30,6 +31,8 @@
 #include "common/layerstream/layer_workspace.h"
 #include "common/load/image_loader.h"
 #include "common/protocol/distribution_codec.h"
+#include "common/store/engine_image_import.h"
+#include "receiver/apply/keep_in_store.h"
 
 namespace deltasync {
 
@@ -102,11 +105,40 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   DS_ASSIGN_OR_RETURN(BaseImageMatch base,
                       find_image_with_layers(engine, basis_chain, header.basis().reference(),
                                              header.basis().image_id()));
-  DS_ASSIGN_OR_RETURN(auto workspace,
-                      LayerWorkspace::create(default_temp_parent(), "deltarecvd-apply-"));
+  DS_ASSIGN_OR_RETURN(
+      auto workspace,
+      LayerWorkspace::create(options.store ? options.store->tmp_dir() : default_temp_parent(),
+                             "deltarecvd-apply-"));
   std::vector<const LayerIndex*> basis_layers;
+  std::vector<StoredLayer> stored_basis;  // keeps the store's files open
   std::optional<std::string> base_config;
-  if (!basis_chain.empty()) {
+  bool basis_from_store = false;
+  if (!basis_chain.empty() && options.store) {
+    // From the store; brought in from one export of the base when missing.
+    LayerStore& store = *options.store;
+    bool complete = std::all_of(basis_chain.begin(), basis_chain.end(),
+                                [&](const Digest& d) { return store.has(d); });
+    if (auto id = Digest::parse(header.basis().image_id())) base_config = store.read_config(*id);
+    if (!complete || (!base_config && header.target().config().empty())) {
+      DS_ASSIGN_OR_RETURN(EngineImageImport imported,
+                          import_engine_image(store, engine, base.image_id));
+      if (imported.config_digest.str() == header.basis().image_id())
+        base_config = std::move(imported.config);
+    }
+    for (const auto& d : basis_chain) {
+      store.pin(d);
+      auto layer = store.open_layer(d);
+      if (!layer) {
+        stored_basis.clear();
+        break;
+      }
+      stored_basis.push_back(std::move(*layer));
+    }
+    basis_from_store = stored_basis.size() == basis_chain.size();
+    if (basis_from_store)
+      for (const auto& layer : stored_basis) basis_layers.push_back(layer.index.get());
+  }
+  if (!basis_chain.empty() && !basis_from_store) {
     ImageRef ref;
     ref.transport = ImageRef::Transport::kEngine;
     ref.location = base.image_id;
@@ -119,6 +151,14 @@ Status run_apply_command(const ApplyCommandOptions& options) {
       basis_layers.push_back(index);
     }
   }
+  struct Unpin {
+    LayerStore* store;
+    const std::vector<Digest>& chain;
+    ~Unpin() {
+      if (store)
+        for (const auto& d : chain) store->unpin(d);
+    }
+  } unpin{options.store && !basis_chain.empty() ? options.store : nullptr, basis_chain};
   // The target config: plain, or coded against the base image's config.
   std::string config = header.target().config();
   if (config.empty()) {
@@ -164,7 +204,16 @@ Status run_apply_command(const ApplyCommandOptions& options) {
 
   Basis basis = Basis::build(basis_layers);
   LayerFiles basis_files;
-  for (const auto* layer : basis_layers) basis_files.fds.push_back(workspace->fd(layer->diff_id));
+  // The basis layers' files, wherever they are, by diff_id.
+  std::map<Digest, LayerFileRef> basis_file_of;
+  for (size_t i = 0; i < basis_layers.size(); ++i) {
+    const Digest& d = basis_layers[i]->diff_id;
+    LayerFileRef file = basis_from_store
+                            ? LayerFileRef{stored_basis[i].fd.get(), stored_basis[i].size}
+                            : LayerFileRef{workspace->fd(d), workspace->size(d)};
+    basis_file_of[d] = file;
+    basis_files.fds.push_back(file.fd);
+  }
 
   auto basis_ready = std::chrono::steady_clock::now();
   // 3. Rebuild and verify every carried layer.
@@ -209,14 +258,19 @@ Status run_apply_command(const ApplyCommandOptions& options) {
       load_image_into_engine(
           engine, config, target_chain, engine_prefix,
           [&](const Digest& d) -> Result<LayerFileRef> {
-            if (!workspace->has(d)) {
-              return make_error(ErrorCode::kCorrupt,
-                                "layer " + d.str() + " is neither in the bundle nor in the basis");
-            }
-            return LayerFileRef{workspace->fd(d), workspace->size(d)};
+            if (workspace->has(d)) return LayerFileRef{workspace->fd(d), workspace->size(d)};
+            if (auto it = basis_file_of.find(d); it != basis_file_of.end()) return it->second;
+            return make_error(ErrorCode::kCorrupt,
+                              "layer " + d.str() + " is neither in the bundle nor in the basis");
           },
           tags, LoadOptions{distribution ? &*distribution : nullptr, workspace->dir()}));
   if (identity_note.empty()) identity_note = loaded.identity_note;
+  if (options.store) {
+    std::vector<Digest> rebuilt_layers;
+    for (const auto& plan : header.layers())
+      rebuilt_layers.push_back(target_chain[plan.target_index()]);
+    keep_in_store(*options.store, *workspace, rebuilt_layers, config, loaded.engine_id);
+  }
   auto finished = std::chrono::steady_clock::now();
   double basis_s = std::chrono::duration<double>(basis_ready - started).count();
   double rebuild_s = std::chrono::duration<double>(rebuilt - basis_ready).count();

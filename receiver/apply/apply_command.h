@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/store/layer_store.h"
 #include "common/util/result.h"
 
 namespace deltasync {
@@ -36,6 +37,11 @@ struct ApplyCommandOptions {
   std::vector<std::string> extra_tags;
   // Filled in on success when set (borrowed).
   ApplyOutcome* outcome = nullptr;
+  // The site's store (borrowed; may be null): basis layers are read from it
+  // instead of an engine export (and brought in once when missing), and the
+  // rebuilt layers and config are kept in it as the basis of later updates.
+  // Pull mode passes it; a plain `apply` works from a scratch copy.
+  LayerStore* store = nullptr;
   bool json = false;
   bool quiet = false;
 };

@@ -10,6 +10,7 @@
 #include "common/io/file.h"
 #include "common/layerstream/layer_workspace.h"
 #include "common/load/image_loader.h"
+#include "receiver/apply/keep_in_store.h"
 
 namespace deltasync {
 
@@ -39,7 +40,8 @@ Result<size_t> engine_prefix(EngineClient& engine, const std::vector<Digest>& ch
 Result<FullPullResult> full_pull(RegistryClient& client, const std::string& repository,
                                  const RegistryImage& image, EngineClient& engine,
                                  const std::vector<std::string>& tags,
-                                 const std::filesystem::path& pull_dir, int attempts) {
+                                 const std::filesystem::path& pull_dir, int attempts,
+                                 LayerStore* store) {
   FullPullResult result;
   DS_ASSIGN_OR_RETURN(EngineInfo info, engine.info());
   size_t held = 0;
@@ -52,7 +54,8 @@ Result<FullPullResult> full_pull(RegistryClient& client, const std::string& repo
   if (ec)
     return make_error(ErrorCode::kIo,
                       "creating " + (pull_dir / "blobs").string() + ": " + ec.message());
-  DS_ASSIGN_OR_RETURN(auto workspace, LayerWorkspace::create(pull_dir, "layers-"));
+  DS_ASSIGN_OR_RETURN(auto workspace,
+                      LayerWorkspace::create(store ? store->tmp_dir() : pull_dir, "pull-layers-"));
   for (size_t i = held; i < image.layers.size(); ++i) {
     const RegistryDescriptor& blob = image.layers[i];
     const Digest& diff_id = image.diff_ids[i];
@@ -89,6 +92,11 @@ Result<FullPullResult> full_pull(RegistryClient& client, const std::string& repo
                           },
                           tags, LoadOptions{nullptr, workspace->dir()}));
   result.engine_id = loaded.engine_id;
+  if (store) {
+    std::vector<Digest> fetched(image.diff_ids.begin() + static_cast<std::ptrdiff_t>(held),
+                                image.diff_ids.end());
+    keep_in_store(*store, *workspace, fetched, image.config, loaded.engine_id);
+  }
   return result;
 }
 

@@ -12,6 +12,9 @@
 // of the archive (Docker's store), and the registry's compressed blobs are
 // not the uncompressed ones deltasync loads (containerd).
 //
+// With a store (borrowed, may be null), the fetched layers and the config
+// are kept there afterwards (keep_in_store.h), as the basis of the next delta.
+//
 // Thread safety: uses the borrowed clients from the calling thread only.
 #pragma once
 
@@ -21,6 +24,7 @@
 
 #include "common/engine/engine_client.h"
 #include "common/registry/registry_image.h"
+#include "common/store/layer_store.h"
 #include "receiver/pull/blob_fetch.h"
 
 namespace deltasync {
@@ -35,6 +39,7 @@ struct FullPullResult {
 Result<FullPullResult> full_pull(RegistryClient& client, const std::string& repository,
                                  const RegistryImage& image, EngineClient& engine,
                                  const std::vector<std::string>& tags,
-                                 const std::filesystem::path& pull_dir, int attempts);
+                                 const std::filesystem::path& pull_dir, int attempts,
+                                 LayerStore* store = nullptr);
 
 }  // namespace deltasync

@@ -147,6 +147,7 @@ Result<std::string> apply_offer(RegistryClient& client, const std::string& repos
   apply.allow_unsigned = options.allow_unsigned;
   apply.extra_tags = {name};
   apply.outcome = &outcome;
+  apply.store = options.store;
   apply.quiet = true;
   DS_RETURN_IF_ERROR(run_apply_command(apply));
   fs::remove_all(dir, ec);
@@ -278,8 +279,9 @@ Result<PullReport> pull_once(const PullOptions& options) {
   // 5. A plain pull of what the engine lacks.
   report.fallback_reason = fallback;
   fs::path dir = options.store_dir / "pulls" / ("full-" + image.config_digest.hex().substr(0, 32));
-  DS_ASSIGN_OR_RETURN(FullPullResult pulled, full_pull(*client, where.repository, image, engine,
-                                                       {name}, dir, options.attempts));
+  DS_ASSIGN_OR_RETURN(FullPullResult pulled,
+                      full_pull(*client, where.repository, image, engine, {name}, dir,
+                                options.attempts, options.store));
   report.bytes_fetched += pulled.fetch.bytes_fetched;
   report.bytes_reused += pulled.fetch.bytes_reused;
   std::error_code ec;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/registry/registry_client.h"
+#include "common/store/layer_store.h"
 #include "common/util/result.h"
 
 namespace deltasync {
@@ -30,7 +31,11 @@ struct PullOptions {
   RegistryOptions registry;
   std::string engine;
   std::filesystem::path store_dir;  // pull state and parts go in STORE/pulls
-  std::string platform;             // "" = this host's
+  // The site's layer store (borrowed; may be null): deltas are decoded
+  // against its basis layers (no engine export when it holds them) and what
+  // they rebuild is kept there (ApplyCommandOptions::store).
+  LayerStore* store = nullptr;
+  std::string platform;  // "" = this host's
   // Who may have signed deltas (as for apply).
   std::string ca;
   std::vector<std::string> allowed_names;

@@ -53,25 +53,28 @@ std::string clock_time_now() {
   return std::string(text) + "Z";
 }
 
-WatchOptions watch_options(const ServeOptions& options, const std::string& engine_address) {
+WatchOptions watch_options(const ServeOptions& options, const std::string& engine_address,
+                           LayerStore* store) {
   WatchOptions watch;
   watch.references = options.watch;
   watch.interval = std::chrono::seconds(std::max(1, options.poll_interval_seconds));
   watch.pull = options.pull;
   watch.pull.engine = engine_address;
   watch.pull.store_dir = options.store;
+  watch.pull.store = store;
   watch.pull.quiet = true;
   return watch;
 }
 
 // Pull mode alone: no listener; the watch loop runs until SIGTERM/SIGINT.
-Status run_pull_service(const ServeOptions& options, const std::string& engine_address) {
+Status run_pull_service(const ServeOptions& options, const std::string& engine_address,
+                        LayerStore* store) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // the loop's thread inherits it
-  WatchLoop loop(watch_options(options, engine_address));
+  WatchLoop loop(watch_options(options, engine_address, store));
   loop.start();
   std::string ready = "pull mode, store " + options.store + ", engine " + engine_address;
   spdlog::info("{}", ready);
@@ -116,7 +119,7 @@ Status run_serve_command(const ServeOptions& options) {
       return make_error(ErrorCode::kInvalidArgument,
                         "the service needs --cert, --key and --ca (to listen), or --watch "
                         "REG/REPO:TAG (pull mode), or both");
-    return run_pull_service(options, engine_address);
+    return run_pull_service(options, engine_address, store.get());
   }
 
   ServiceState state;
@@ -162,7 +165,7 @@ Status run_serve_command(const ServeOptions& options) {
   }
   std::unique_ptr<WatchLoop> watch;
   if (!options.watch.empty()) {
-    WatchOptions watching = watch_options(options, engine_address);
+    WatchOptions watching = watch_options(options, engine_address, store.get());
     watching.on_round = [&state](const std::string& reference, const Result<PullReport>& round) {
       std::string when = clock_time_now();
       if (!round) {

@@ -17,10 +17,11 @@
 #include "common/image/image.h"
 #include "common/index/index_codec.h"
 #include "common/layerstream/layer_stream.h"
+#include "common/load/image_loader.h"
 #include "common/protocol/distribution_codec.h"
 #include "common/protocol/signature_ask_codec.h"
 #include "common/protocol/wire_channel.h"
-#include "common/load/image_loader.h"
+#include "common/store/engine_image_import.h"
 #include "receiver/service/basis_choice.h"
 
 namespace deltasync {
@@ -273,27 +274,13 @@ class Session {
       spdlog::info("{}exporting basis {} ({}) from the engine", log_prefix_, choice_.reference,
                    choice_.engine_id);
       EngineClient engine(EngineOptions{state_.engine_address});
-      ImageRef ref;
-      ref.transport = ImageRef::Transport::kEngine;
-      ref.location = choice_.engine_id;
-      ref.original = choice_.engine_id;
-      DS_ASSIGN_OR_RETURN(auto image, open_image(ref, &engine));
-      if (image->info().diff_ids() != choice_.chain)
+      DS_ASSIGN_OR_RETURN(
+          EngineImageImport imported,
+          import_engine_image(*state_.store, engine, choice_.engine_id, choice_.chain));
+      if (!choice_.image_id.empty() && choice_.image_id != imported.config_digest.str())
         return make_error(ErrorCode::kEngine, "basis " + choice_.engine_id + " changed meanwhile");
-      Digest basis_id = image->info().image_id;
-      if (!choice_.image_id.empty() && choice_.image_id != basis_id.str())
-        return make_error(ErrorCode::kEngine, "basis " + choice_.engine_id + " changed meanwhile");
-      choice_.image_id = basis_id.str();
-      DS_RETURN_IF_ERROR(state_.store->link_engine_image(choice_.engine_id, basis_id));
-      for (size_t i : missing) {
-        DS_ASSIGN_OR_RETURN(auto source, image->open_layer(i));
-        auto imported = state_.store->import(
-            *source, choice_.chain[i],
-            "basis layer " + std::to_string(i + 1) + " (" + choice_.chain[i].short_str() + ")");
-        if (!imported) return std::unexpected(std::move(imported).error());
-      }
-      DS_RETURN_IF_ERROR(state_.store->write_config(basis_id, image->info().config_bytes));
-      basis_config_ = image->info().config_bytes;
+      choice_.image_id = imported.config_digest.str();
+      basis_config_ = std::move(imported.config);
     }
     for (const auto& d : choice_.chain) {
       DS_ASSIGN_OR_RETURN(StoredLayer layer, state_.store->open_layer(d));
