@@ -19,6 +19,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc  # containerd's gRPC API (common/engine/containerd/)
   golang-github-containerd-containerd-dev  # containerd's API .proto files (proto/containerd/)
   containerd  # tests: a containerd site (k3s, kubeadm) beside a Docker build host
+  docker-registry  # tests/support/test_registry.cpp: a real registry (distribution 2.8) for the registry client
   clang clang-format
   systemd dpkg-dev init-system-helpers
 )
