@@ -94,8 +94,7 @@ inline constexpr const char* kDockerList =
 inline constexpr const char* kDockerManifest =
     "application/vnd.docker.distribution.manifest.v2+json";
 inline constexpr const char* kDockerConfig = "application/vnd.docker.container.image.v1+json";
-inline constexpr const char* kDockerLayerGzip =
-    "application/vnd.docker.image.rootfs.diff.tar.gzip";
+inline constexpr const char* kDockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 }  // namespace media_type
 
 // An OCI content descriptor (as listed by an index or the referrers API).
@@ -160,8 +159,8 @@ class RegistryClient {
   // Uploads `size` bytes read from `content` as blob `digest`, unless the
   // registry already has it (returns false then, true when uploaded). The
   // registry checks the digest on the final PUT.
-  virtual Result<bool> push_blob(const std::string& repository, const Digest& digest,
-                                 uint64_t size, ByteSource& content) = 0;
+  virtual Result<bool> push_blob(const std::string& repository, const Digest& digest, uint64_t size,
+                                 ByteSource& content) = 0;
   Result<bool> push_blob(const std::string& repository, std::string_view bytes);
 
   // The referrers of `subject` (filtered by artifact_type when not empty);

@@ -135,7 +135,9 @@ void FaultProxy::relay(int client) {
   }
   Direction up{client, server};    // client -> server: where faults are counted
   Direction down{server, client};  // server -> client
-  uint64_t read_up = 0;
+  const bool count_down = plan_.direction == FaultDirection::kServerToClient;
+  Direction& counted = count_down ? down : up;
+  uint64_t read_counted = 0;  // bytes read in the counted direction
   bool armed = plan_.mode != FaultMode::kNone;
   std::optional<Clock::time_point> stall_until;
 
@@ -165,12 +167,19 @@ void FaultProxy::relay(int client) {
   };
 
   while (!stopping_) {
-    if (armed && read_up == plan_.after_bytes && !up.pending()) {
+    if (armed && read_counted == plan_.after_bytes && !counted.pending()) {
       armed = false;
       fired_ = true;
       if (plan_.mode == FaultMode::kReset) {
         reset_and_close(client);
         reset_and_close(server);
+        return;
+      }
+      if (plan_.mode == FaultMode::kCut && count_down) {
+        // The client got exactly after_bytes, then the connection ends.
+        ::shutdown(client, SHUT_RDWR);
+        ::close(client);
+        ::close(server);
         return;
       }
       if (plan_.mode == FaultMode::kCut) {
@@ -208,11 +217,13 @@ void FaultProxy::relay(int client) {
     }
     if (up.shut_down && down.shut_down) break;
 
-    size_t up_limit =
-        armed ? static_cast<size_t>(std::min<uint64_t>(kBufferBytes, plan_.after_bytes - read_up))
-              : kBufferBytes;
+    size_t counted_limit = armed ? static_cast<size_t>(std::min<uint64_t>(
+                                       kBufferBytes, plan_.after_bytes - read_counted))
+                                 : kBufferBytes;
+    size_t up_limit = count_down ? kBufferBytes : counted_limit;
+    size_t down_limit = count_down ? counted_limit : kBufferBytes;
     bool read_client = !up.pending() && !up.eof && up_limit > 0;
-    bool read_server = !down.pending() && !down.eof;
+    bool read_server = !down.pending() && !down.eof && down_limit > 0;
     pollfd fds[2] = {
         {client, static_cast<short>((read_client ? POLLIN : 0) | (down.pending() ? POLLOUT : 0)),
          0},
@@ -225,9 +236,12 @@ void FaultProxy::relay(int client) {
     bool ok = true;
     if (read_client && (fds[0].revents & any_in)) {
       ok = fill(up, up_limit);
-      if (ok && up.pending()) read_up += up.end;
+      if (ok && up.pending() && !count_down) read_counted += up.end;
     }
-    if (ok && read_server && (fds[1].revents & any_in)) ok = fill(down, kBufferBytes);
+    if (ok && read_server && (fds[1].revents & any_in)) {
+      ok = fill(down, down_limit);
+      if (ok && down.pending() && count_down) read_counted += down.end;
+    }
     if (ok && up.pending() && (fds[1].revents & any_out)) ok = flush(up, c2s_);
     if (ok && down.pending() && (fds[0].revents & any_out)) ok = flush(down, s2c_);
     if (!ok) break;

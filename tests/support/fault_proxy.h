@@ -5,7 +5,8 @@
 //   auto proxy = FaultProxy::start(receiver_port, {FaultMode::kCut, 100000});
 //   run deltasend --to 127.0.0.1:<proxy->port()>
 //
-// Faults (counted on the client -> server bytes of each connection):
+// Faults (counted on the client -> server bytes of each connection, or on
+// the server -> client bytes with FaultPlan::direction = kServerToClient):
 //   kNone   forward everything;
 //   kCut    after exactly `after_bytes` have been forwarded to the server:
 //           FIN to the server (which still reads every byte before it), then
@@ -15,6 +16,9 @@
 //           server may lose what it had not read yet);
 //   kStall  after `after_bytes`: forward nothing either way for `stall`, then
 //           forward normally again.
+// Counted server -> client, kCut closes both sides once exactly
+// `after_bytes` have reached the client (e.g. a blob download cut mid-body:
+// the client sees EOF).
 //
 // Plain POSIX sockets; one thread accepts, one thread per connection relays
 // both directions with poll() and non-blocking sockets.
@@ -34,11 +38,13 @@
 namespace deltasync::testing {
 
 enum class FaultMode { kNone, kCut, kReset, kStall };
+enum class FaultDirection { kClientToServer, kServerToClient };
 
 struct FaultPlan {
   FaultMode mode = FaultMode::kNone;
-  uint64_t after_bytes = 0;  // client -> server bytes forwarded before the fault
+  uint64_t after_bytes = 0;  // bytes forwarded (in `direction`) before the fault
   std::chrono::milliseconds stall{0};
+  FaultDirection direction = FaultDirection::kClientToServer;
 };
 
 const char* fault_mode_name(FaultMode mode);
