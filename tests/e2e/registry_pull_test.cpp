@@ -278,16 +278,25 @@ TEST_F(RegistryPullTest, DownOrDamagedRegistryNeverBreaksTheSite) {
   // A damaged part in the registry's storage: the delta is refused (its
   // digest), and the site falls back to a plain pull of the same image.
   Json pub = parse_json_output(published);
-  std::string tag = pub["deltas"][0]["tag"];
+  auto blob_file = [&](const std::string& digest) {
+    std::string hex = digest.substr(digest.find(':') + 1);
+    return registry_->storage_dir() / "docker/registry/v2/blobs/sha256" / hex.substr(0, 2) / hex /
+           "data";
+  };
+  auto manifest_text = read_small_file(blob_file(pub["deltas"][0]["manifest_digest"]), 1 << 20);
+  ASSERT_TRUE(manifest_text) << manifest_text.error().message();
+  Json manifest = Json::parse(*manifest_text);
   size_t damaged = 0;
-  for (const auto& e : fs::recursive_directory_iterator(registry_->storage_dir())) {
-    if (e.path().filename() != "data" || !e.is_regular_file()) continue;
-    if (fs::file_size(e.path()) != 64 * 1024) continue;  // a full bundle part
-    std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(1000);
-    f.put('\x5a');
+  {
+    fs::path part = blob_file(manifest["layers"][0]["digest"]);
+    ASSERT_TRUE(fs::exists(part)) << part;
+    std::fstream f(part, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(100);
+    char c = 0;
+    f.get(c);
+    f.seekp(100);
+    f.put(static_cast<char>(c ^ 0x5a));
     ++damaged;
-    break;
   }
   ASSERT_EQ(damaged, 1u);
   auto fallback = pull(temp_->path() / "store");
