@@ -129,6 +129,11 @@ int main(int argc, char** argv) {
   bool no_full_pull = false;
   pull_cmd->add_flag("--no-full-pull", no_full_pull,
                      "fail instead of pulling whole layers when no delta fits");
+  pull_cmd
+      ->add_option("--attempts", pull.attempts,
+                   "tries per blob when the link is cut (each resumes where the last stopped)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   pull_cmd->add_flag("--json", pull.json, "print the result as JSON");
   pull_cmd->add_flag("-q,--quiet", pull.quiet, "print nothing on success");
   pull_cmd->footer(

@@ -24,11 +24,11 @@ _deltarecvd_opts_serve='--listen --cert --key --ca --store --store-budget --allo
   --max-sessions --io-timeout --trusted-key --watch --poll-interval --registry-ca --registry-auth
   --registry-insecure --allow-unsigned-deltas'
 _deltarecvd_opts_apply='--allow-unsigned --json -q --quiet'
-_deltarecvd_opts_pull='--platform --allow-unsigned --no-full-pull --json -q --quiet'
+_deltarecvd_opts_pull='--attempts --platform --allow-unsigned --no-full-pull --json -q --quiet'
 # Options whose value is the next word.
 _deltarecvd_opts_with_value='--config --engine --log-level --listen --cert --key --ca --store
   --store-budget --allow-client --max-sessions --io-timeout --trusted-key --watch --poll-interval
-  --registry-ca --registry-auth --platform'
+  --registry-ca --registry-auth --platform --attempts'
 
 # As _deltasend_join_words in deltasend's completion: COMP_WORDS with the
 # pieces split off at ':' and '=' joined again, into words and cword.
@@ -141,7 +141,7 @@ _deltarecvd() {
       _deltarecvd_reply "$cur" "$prefix" 0.0.0.0:7443 '[::]:7443'
       return
       ;;
-    --store-budget | --allow-client | --max-sessions | --io-timeout | --watch | --poll-interval | --platform)
+    --store-budget | --allow-client | --max-sessions | --io-timeout | --watch | --poll-interval | --platform | --attempts)
       return # a size, a name or a number: nothing to offer
       ;;
   esac

@@ -125,6 +125,7 @@ Status fetch_blob_to_file(RegistryClient& client, const std::string& repository,
     bool retryable = error.code() == ErrorCode::kUnavailable ||
                      error.code() == ErrorCode::kTimeout || error.code() == ErrorCode::kProtocol;
     if (!retryable || attempt >= attempts) return fetched;
+    ++stats.resumes;
     spdlog::warn("blob {}: {}; resuming from byte {} (try {} of {})", digest.short_str(),
                  error.message(), size_on_disk(partial), attempt + 1, attempts);
     std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempt));

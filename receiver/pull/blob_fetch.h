@@ -21,6 +21,7 @@ struct BlobFetchStats {
   uint64_t bytes_reused = 0;   // already on disk (complete or partial) from earlier tries
   size_t blobs_fetched = 0;
   size_t blobs_reused = 0;  // complete and verified already
+  size_t resumes = 0;       // tries after a cut, each from where the last one stopped
 };
 
 // Makes `path` hold blob `digest` of `size` bytes (verified). `attempts`

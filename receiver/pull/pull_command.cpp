@@ -118,6 +118,7 @@ Result<std::string> apply_offer(RegistryClient& client, const std::string& repos
   }
   report.bytes_fetched += stats.bytes_fetched;
   report.bytes_reused += stats.bytes_reused;
+  report.resumes += stats.resumes;
   DS_RETURN_IF_ERROR(fetched);
   // The bundle: the parts in order, checked against the whole's digest.
   fs::path bundle = dir / "bundle.dsb";
@@ -284,6 +285,7 @@ Result<PullReport> pull_once(const PullOptions& options) {
                                 options.attempts, options.store));
   report.bytes_fetched += pulled.fetch.bytes_fetched;
   report.bytes_reused += pulled.fetch.bytes_reused;
+  report.resumes += pulled.fetch.resumes;
   std::error_code ec;
   fs::remove_all(dir, ec);
   new_state.engine_id = pulled.engine_id;
@@ -307,6 +309,7 @@ Status run_pull_command(const PullOptions& options) {
                 {"bytes_fetched", report.bytes_fetched},
                 {"bytes_resumed", report.bytes_reused},
                 {"registry_requests", report.registry_requests},
+                {"resumes", report.resumes},
                 {"seconds", report.seconds}};
     std::printf("%s\n", out.dump(2).c_str());
   } else if (!options.quiet) {

@@ -61,6 +61,7 @@ struct PullReport {
   uint64_t bytes_fetched = 0;   // blob bytes received this round
   uint64_t bytes_reused = 0;    // blob bytes already on disk from an earlier cut round
   uint64_t registry_requests = 0;
+  size_t resumes = 0;  // blob fetches resumed after a cut within this round
   double seconds = 0;
   std::string describe() const;  // one line for the log
 };

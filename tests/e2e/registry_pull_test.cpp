@@ -7,6 +7,7 @@
 // and a cut link must never leave a broken image: the site either keeps
 // what it had, falls back to a plain pull, or resumes where it was cut.
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -83,6 +84,9 @@ class RegistryPullTest : public EngineTest {
     write_file(v2 / "app" / "large1.bin", large);
     write_file(v2 / "app" / "src" / "f9.js", "export const v = 'nine';\n");
     write_file(v2 / "app" / "new.txt", "new in 2\n");
+    // New content no basis holds: the delta carries it (~400 KiB), enough
+    // to cut into parts.
+    write_file(v2 / "app" / "new-data.bin", random_bytes(400 << 10, 77));
     for (auto [dir, version] : {std::pair{v1, "1"}, std::pair{v15, "1.5"}, std::pair{v2, "2"}}) {
       auto id = build_image(sender_engine(), dir, repo_ + ":" + version);
       ASSERT_TRUE(id) << id.error().message();
@@ -244,6 +248,10 @@ TEST_F(RegistryPullTest, ThreeSitesEndWithTheSameImage) {
   expect_site_has_version_2();
   uint64_t full = rc["bytes_fetched"].get<uint64_t>();
   EXPECT_LT(delta_a * 5, full) << "delta " << delta_a << " B, full pull " << full << " B";
+  std::printf("fetched: delta from 1 %llu B, delta from 1.5 %llu B, full pull %llu B\n",
+              static_cast<unsigned long long>(delta_a),
+              static_cast<unsigned long long>(rb["bytes_fetched"].get<uint64_t>()),
+              static_cast<unsigned long long>(full));
   // Parts and blobs do not stay in the store once loaded.
   for (const char* s : {"store-a", "store-b", "store-c"}) {
     size_t leftovers = 0;
@@ -315,6 +323,43 @@ TEST_F(RegistryPullTest, DownOrDamagedRegistryNeverBreaksTheSite) {
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_NE(down.error_output.find(registry_->host()), std::string::npos) << down.error_output;
   EXPECT_EQ(image_list(receiver_engine()), before);
+}
+
+// The link cut about 20 times during the fetch: every cut resumes where it
+// stopped (HTTP Range into the part's partial file), so the bytes fetched
+// exceed the delta by less than one part, and the site ends with the image.
+TEST_F(RegistryPullTest, CutFetchResumesWithinOnePart) {
+  start_registry({});
+  const uint64_t part_size = 16 << 10;
+  auto published = publish({"1"}, {"--part-size", "16K"});
+  ASSERT_TRUE(published.ok()) << published.error_output;
+  uint64_t bundle_bytes = parse_json_output(published)["deltas"][0]["bundle_bytes"];
+  ASSERT_GT(bundle_bytes, 4 * part_size) << "the delta is too small to cut into parts";
+  clear_site();
+  give_site("1");
+  // Each connection is cut after 1/20 of the delta has reached the site.
+  auto proxy = FaultProxy::start(registry_->registry_port(),
+                                 {FaultMode::kCut, bundle_bytes / 20, std::chrono::milliseconds(0),
+                                  FaultDirection::kServerToClient});
+  ASSERT_TRUE(proxy);
+  std::string via = "127.0.0.1:" + std::to_string(proxy->port()) + "/" + repo_ + ":2";
+  auto cut = pull(temp_->path() / "store", via, {"--attempts", "100"});
+  ASSERT_TRUE(cut.ok()) << cut.error_output;
+  Json r = parse_json_output(cut);
+  EXPECT_EQ(r["outcome"], "delta") << cut.output;
+  EXPECT_GE(r["resumes"].get<uint64_t>(), 15u) << cut.output;
+  EXPECT_LE(r["bytes_fetched"].get<uint64_t>(), bundle_bytes + part_size) << cut.output;
+  EXPECT_GE(r["bytes_fetched"].get<uint64_t>(), bundle_bytes) << cut.output;
+  std::printf("cut fetch: %llu resumes, %llu B fetched for a %llu B delta (parts of %llu B)\n",
+              static_cast<unsigned long long>(r["resumes"].get<uint64_t>()),
+              static_cast<unsigned long long>(r["bytes_fetched"].get<uint64_t>()),
+              static_cast<unsigned long long>(bundle_bytes),
+              static_cast<unsigned long long>(part_size));
+  std::string id = image_id_of(receiver_engine(), via);
+  if (engine_ids_are_config_digests(receiver_engine())) {
+    EXPECT_EQ(id, ids_["2"]);
+  }
+  remove_image_cli(receiver_engine(), via);
 }
 
 TEST_F(RegistryPullTest, WatchModeLoadsTheNewImage) {
