@@ -135,7 +135,7 @@ expect 'deltasend --effort=d' default
 expect 'deltasend --log-level ' trace debug info warn error
 expect 'deltasend diff --log-level w' warn
 # Images from the engine (never <none>), the subcommands and the transports.
-expect 'deltasend ' bundle diff diff-image status docker-archive: oci-archive: oci: \
+expect 'deltasend ' bundle diff diff-image publish status docker-archive: oci-archive: oci: \
   app:1.0.0 app:2.0.0 busybox:latest
 expect_lacks 'deltasend ' '<none>:<none>' 'web:<none>'
 expect 'deltasend bundle ' docker-archive: oci-archive: oci: app:1.0.0 app:2.0.0 busybox:latest
@@ -194,11 +194,11 @@ expect 'deltasend diff docker-archive:ol' old.tar
 expect 'deltasend bundle oci:la' layout
 expect 'deltasend docker-archive' docker-archive:
 # No docker: no images, no noise.
-NO_DOCKER=1 expect 'deltasend ' bundle diff diff-image status docker-archive: oci-archive: oci:
+NO_DOCKER=1 expect 'deltasend ' bundle diff diff-image publish status docker-archive: oci-archive: oci:
 NO_DOCKER=1 expect 'deltasend bundle app:' # nothing
 
 # ---- deltarecvd
-expect 'deltarecvd ' apply
+expect 'deltarecvd ' apply pull
 expect 'deltarecvd ap' apply
 expect 'deltarecvd --log-level ' trace debug info warn error
 expect 'deltarecvd --log-level=i' info
@@ -210,6 +210,9 @@ expect_has 'deltarecvd --' --listen --cert --key --ca --store --store-budget --a
 expect_has 'deltarecvd apply --' --json --quiet --engine --log-level --config
 expect_lacks 'deltarecvd apply --' --listen --store --allow-client
 expect 'deltarecvd apply ' app-2.0.0.dsb certs layout
+expect_has 'deltarecvd pull --' --attempts --no-full-pull --json --engine
+expect 'deltarecvd pull ' # a registry reference: nothing to offer
+expect_has 'deltasend publish --' --base --registry --part-size --registry-insecure
 expect 'deltarecvd apply no' notes.txt # not a .dsb: any file
 expect 'deltarecvd apply app-2.0.0.dsb ' --allow-unsigned --config --engine --help --json --log-level --quiet -h -q
 expect 'deltarecvd --config no' notes.txt
