@@ -30,6 +30,8 @@
 # it. `start` over a dead engine's leftovers cleans them first. Start and
 # stop of one NAME are serialised with flock, so parallel ctest runs are safe.
 #
+# $DELTASYNC_DOCKERD_EXTRA_ARGS (split on spaces) is added to dockerd's
+# command line, e.g. "--insecure-registry 10.77.0.1:5000" for benchmarks.
 # The engine's kind is $DELTASYNC_TEST_ENGINE_KIND (read at start):
 #   docker20-classic     (default) Debian 12's dockerd 20.10, classic store, vfs
 #   docker28-classic     forky's dockerd 28.5 in scripts/forky-root.sh's chroot, vfs
@@ -315,6 +317,7 @@ do_start() {
     --exec-root "$dir/x" \
     --pidfile "$dir/dockerd.pid" \
     --host "unix://$sock" \
+    ${DELTASYNC_DOCKERD_EXTRA_ARGS:-} \
     </dev/null >>"$dir/dockerd.log" 2>&1 9>&- &
   pid=$!
   echo "$pid" >"$dir/launch.pid"

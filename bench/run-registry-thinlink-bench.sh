@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Pull mode over a thin link, against a real `docker pull` from the same
+# registry through the same link (issue 15: "thin link, measured fairly").
+#
+#   bench/run-registry-thinlink-bench.sh [BUILD_DIR]     (BUILD_DIR defaults to build)
+#
+# Set-up (not timed): the link of scripts/thin-link.sh (2 Mbit/s down to the
+# site namespace ds-site, 512 kbit/s up); Debian's docker-registry on the
+# build side at 10.77.0.1:5000; the pair bench/pairs/$THIN_PAIR.sh (default
+# deps-bump) built in a private build engine; OLD and NEW published with
+# `deltasend publish` (OLD alone, then NEW with --base OLD); the site's
+# private dockerd (in the namespace, --insecure-registry for that address)
+# gets OLD by `docker pull` with the shaping lifted, so that Docker knows
+# OLD's blobs and a later `docker pull NEW` skips the layers they share.
+#
+# Measured, each ending with NEW's image ID verified on the site engine:
+#   docker pull  `docker pull REG/thin-PAIR:new` through the link: the
+#                registry's gzip blobs of the layers the site lacks, then the
+#                engine's own extraction;
+#   pull mode    `deltarecvd pull REG/thin-PAIR:new`, in the namespace, with
+#                a fresh store: finds the delta, fetches it, exports the
+#                basis from the engine into its store (cold store: included),
+#                rebuilds, verifies, loads;
+#   floor        the engine's own load of NEW while it holds OLD (`docker
+#                load` of NEW's archive, which skips the layers it has), plus
+#                pull mode's bytes at the link rate.
+# Bytes are the namespace interface's received bytes (/proc/net/dev of
+# ds-site0), headers and TCP/TLS framing included.
+# Prints a Markdown table and writes it to $BENCH_RESULTS/registry-thinlink-latest.md.
+#
+# Env: THIN_PAIR (default deps-bump); BENCH_RESULTS (default bench/results);
+#      BENCH_WORKDIR (default /var/tmp/deltasync-regthin-work, removed at the end
+#      unless BENCH_KEEP=1); DELTASYNC_ENGINE_ROOT (default /var/tmp/ds-regthin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$(pwd)"
+build_dir="${1:-build}"
+case "$build_dir" in /*) ;; *) build_dir="$repo/$build_dir" ;; esac
+work="${BENCH_WORKDIR:-/var/tmp/deltasync-regthin-work}"
+results="${BENCH_RESULTS:-$repo/bench/results}"
+pair="${THIN_PAIR:-deps-bump}"
+export DELTASYNC_ENGINE_ROOT="${DELTASYNC_ENGINE_ROOT:-/var/tmp/ds-regthin}"
+DOCKER="${DELTASYNC_DOCKER_CLI:-docker}"
+REG=10.77.0.1:5000
+name="$REG/thin-$pair"
+docker_h() { DOCKER_CLI_HINTS=false "$DOCKER" -H "$1" "${@:2}"; }
+in_site() { nsenter --net=/run/netns/ds-site "$@"; }
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
+rx_bytes() { in_site awk '$1 == "ds-site0:" { print $2 }' /proc/net/dev; }
+die() {
+  echo "run-registry-thinlink-bench: $*" >&2
+  exit 1
+}
+for c in "$DOCKER" python3 ip tc nsenter docker-registry; do
+  command -v "$c" >/dev/null 2>&1 || die "'$c' not found"
+done
+[ -x "$build_dir/sender/deltasend" ] && [ -x "$build_dir/receiver/deltarecvd" ] ||
+  die "build deltasend and deltarecvd in $build_dir first"
+deltasend="$build_dir/sender/deltasend"
+deltarecvd="$build_dir/receiver/deltarecvd"
+
+rm -rf "$work"
+mkdir -p "$work" "$results"
+registry_pid="" build_started=0 site_started=0
+cleanup() {
+  [ -z "$registry_pid" ] || kill "$registry_pid" 2>/dev/null || true
+  if [ "$site_started" = 1 ]; then scripts/test-engine.sh stop regthin-site >/dev/null 2>&1 || true; fi
+  if [ "$build_started" = 1 ]; then scripts/test-engine.sh stop regthin-build >/dev/null 2>&1 || true; fi
+  scripts/thin-link.sh down >/dev/null 2>&1 || true
+  [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+scripts/thin-link.sh up >&2
+engine="$(scripts/test-engine.sh start regthin-build)"
+build_started=1
+site="$(DELTASYNC_DOCKERD_EXTRA_ARGS="--insecure-registry $REG" in_site scripts/test-engine.sh start regthin-site)"
+site_started=1
+bash scripts/make-base-image.sh "$engine" deltasync-base:busybox >&2
+echo "== $pair: building the pair" >&2
+read -r old new < <(bench/pairs/"$pair".sh "$engine" regthin- "$work/pair") || die "$pair: generator failed"
+want="$(docker_h "$engine" image inspect -f '{{.Id}}' "$new")"
+
+cat >"$work/registry.yml" <<EOF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: $REG
+EOF
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 1 100); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://$REG/v2/')" 2>/dev/null && break
+  sleep 0.1
+done
+echo "== $pair: publishing OLD, then NEW with a delta from OLD" >&2
+"$deltasend" --engine "$engine" publish "$old" --registry "$name:old" --registry-insecure --unsigned -q
+"$deltasend" --engine "$engine" publish "$new" --base "$old" --registry "$name:new" --registry-insecure \
+  --unsigned --json >"$work/publish.json"
+
+echo "== $pair: the site pulls OLD (link not shaped)" >&2
+THIN_RATE_DOWN=10gbit THIN_RATE_UP=10gbit scripts/thin-link.sh up >/dev/null
+in_site "$DOCKER" -H "$site" pull -q "$name:old" >/dev/null
+scripts/thin-link.sh up >/dev/null
+site_id() { docker_h "$site" image inspect -f '{{.Id}}' "$name:new" 2>/dev/null || echo missing; }
+
+echo "== $pair: docker pull NEW over the link" >&2
+rx0="$(rx_bytes)"
+t0="$(now)"
+in_site "$DOCKER" -H "$site" pull -q "$name:new" >/dev/null
+pull_wall="$(since "$t0")"
+pull_bytes=$(($(rx_bytes) - rx0))
+[ "$(site_id)" = "$want" ] || die "docker pull: the site holds $(site_id), not $want"
+docker_h "$site" image rm -f "$name:new" >/dev/null
+
+echo "== $pair: deltarecvd pull NEW over the link" >&2
+rx0="$(rx_bytes)"
+t0="$(now)"
+in_site "$deltarecvd" --config /dev/null --engine "$site" --store "$work/store" --registry-insecure \
+  pull "$name:new" --allow-unsigned --json >"$work/pull.json"
+mode_wall="$(since "$t0")"
+mode_bytes=$(($(rx_bytes) - rx0))
+[ "$(site_id)" = "$want" ] || die "pull mode: the site holds $(site_id), not $want"
+docker_h "$site" image rm -f "$name:new" >/dev/null
+
+echo "== $pair: floor: the engine's own load of NEW beside OLD" >&2
+docker_h "$engine" save -o "$work/new.tar" "$new"
+t0="$(now)"
+docker_h "$site" load -q -i "$work/new.tar" >/dev/null
+load_wall="$(since "$t0")"
+
+python3 - "$work" "$pair" "$pull_wall" "$pull_bytes" "$mode_wall" "$mode_bytes" "$load_wall" \
+  "$results/registry-thinlink-latest.md" <<'PY'
+import json, sys
+work, pair = sys.argv[1], sys.argv[2]
+pull_wall, pull_bytes, mode_wall, mode_bytes, load_wall = map(float, sys.argv[3:8])
+out = sys.argv[8]
+rate = 2e6 / 8
+pub = json.load(open(f"{work}/publish.json"))
+res = json.load(open(f"{work}/pull.json"))
+floor = load_wall + mode_bytes / rate
+mib = lambda b: "%.2f MiB" % (b / 1048576) if b >= 1048576 else "%.1f KiB" % (b / 1024)
+lines = [
+    f"Pair `{pair}`; link 2 Mbit/s down, 512 kbit/s up (tbf); registry on the build side; "
+    f"delta {mib(pub['deltas'][0]['bundle_bytes'])} ({res['outcome']}, found by {res['delta_found_by']}).",
+    "",
+    "| method | bytes to the site | time to loaded | vs docker pull | vs floor |",
+    "|---|---:|---:|---:|---:|",
+    f"| docker pull (registry, gzip blobs of the missing layers) | {mib(pull_bytes)} | {pull_wall:.1f} s | 1.00x | {pull_wall / floor:.2f}x |",
+    f"| deltarecvd pull (pull mode, cold store) | {mib(mode_bytes)} | {mode_wall:.1f} s | {pull_wall / mode_wall:.1f}x sooner | {mode_wall / floor:.2f}x |",
+    f"| floor: engine load of NEW beside OLD ({load_wall:.1f} s) + pull mode's bytes at 2 Mbit/s | {mib(mode_bytes)} | {floor:.1f} s | | 1.00x |",
+]
+text = "\n".join(lines) + "\n"
+open(out, "w").write(text)
+print(text)
+PY
