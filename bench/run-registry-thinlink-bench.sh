@@ -17,10 +17,11 @@
 #   docker pull  `docker pull REG/thin-PAIR:new` through the link: the
 #                registry's gzip blobs of the layers the site lacks, then the
 #                engine's own extraction;
-#   pull mode    `deltarecvd pull REG/thin-PAIR:new`, in the namespace, with
-#                a fresh store: finds the delta, fetches it, exports the
-#                basis from the engine into its store (cold store: included),
-#                rebuilds, verifies, loads;
+#   pull mode    `deltarecvd pull REG/thin-PAIR:new`, in the namespace:
+#                finds the delta, fetches it, rebuilds, verifies, loads; with a
+#                cold store (the basis is exported from the engine into the
+#                store first, included) and a warm one (an earlier round on
+#                OLD, as a watching service does, kept OLD in the store);
 #   floor        the engine's own load of NEW while it holds OLD (`docker
 #                load` of NEW's archive, which skips the layers it has), plus
 #                pull mode's bytes at the link rate.
@@ -114,33 +115,45 @@ in_site "$DOCKER" -H "$site" pull -q "$name:new" >/dev/null
 pull_wall="$(since "$t0")"
 pull_bytes=$(($(rx_bytes) - rx0))
 [ "$(site_id)" = "$want" ] || die "docker pull: the site holds $(site_id), not $want"
-docker_h "$site" image rm -f "$name:new" >/dev/null
+docker_h "$site" image rm -f "$want" >/dev/null
 
-echo "== $pair: deltarecvd pull NEW over the link" >&2
-rx0="$(rx_bytes)"
-t0="$(now)"
-in_site "$deltarecvd" --config /dev/null --engine "$site" --store "$work/store" --registry-insecure \
-  pull "$name:new" --allow-unsigned --json >"$work/pull.json"
-mode_wall="$(since "$t0")"
-mode_bytes=$(($(rx_bytes) - rx0))
-[ "$(site_id)" = "$want" ] || die "pull mode: the site holds $(site_id), not $want"
-docker_h "$site" image rm -f "$name:new" >/dev/null
+# pull_mode NAME STORE: one `deltarecvd pull` of NEW; JSON, time and bytes in $work/NAME.*.
+pull_mode() {
+  local rx t
+  rx="$(rx_bytes)"
+  t="$(now)"
+  in_site "$deltarecvd" --config /dev/null --engine "$site" --store "$2" --registry-insecure \
+    pull "$name:new" --allow-unsigned --json >"$work/$1.json" 2>>"$work/pull.log"
+  since "$t" >"$work/$1.wall"
+  echo $(($(rx_bytes) - rx)) >"$work/$1.bytes"
+  [ "$(site_id)" = "$want" ] || die "pull mode ($1): the site holds $(site_id), not $want"
+  docker_h "$site" image rm -f "$want" >/dev/null
+}
+echo "== $pair: deltarecvd pull NEW over the link, cold store (the basis is exported)" >&2
+pull_mode cold "$work/store-cold"
+echo "== $pair: deltarecvd pull NEW, warm store (a round on OLD kept it in the store first)" >&2
+in_site "$deltarecvd" --config /dev/null --engine "$site" --store "$work/store-warm" --registry-insecure \
+  pull "$name:old" -q 2>>"$work/pull.log"
+pull_mode warm "$work/store-warm"
 
 echo "== $pair: floor: the engine's own load of NEW beside OLD" >&2
+docker_h "$site" image inspect "$want" >/dev/null 2>&1 && die "floor: NEW is still on the site"
 docker_h "$engine" save -o "$work/new.tar" "$new"
 t0="$(now)"
 docker_h "$site" load -q -i "$work/new.tar" >/dev/null
 load_wall="$(since "$t0")"
 
-python3 - "$work" "$pair" "$pull_wall" "$pull_bytes" "$mode_wall" "$mode_bytes" "$load_wall" \
+python3 - "$work" "$pair" "$pull_wall" "$pull_bytes" "$load_wall" \
   "$results/registry-thinlink-latest.md" <<'PY'
 import json, sys
 work, pair = sys.argv[1], sys.argv[2]
-pull_wall, pull_bytes, mode_wall, mode_bytes, load_wall = map(float, sys.argv[3:8])
-out = sys.argv[8]
+pull_wall, pull_bytes, load_wall = map(float, sys.argv[3:6])
+out = sys.argv[6]
 rate = 2e6 / 8
 pub = json.load(open(f"{work}/publish.json"))
-res = json.load(open(f"{work}/pull.json"))
+res = json.load(open(f"{work}/warm.json"))
+runs = {n: (float(open(f"{work}/{n}.wall").read()), int(open(f"{work}/{n}.bytes").read())) for n in ("cold", "warm")}
+mode_bytes = runs["warm"][1]
 floor = load_wall + mode_bytes / rate
 mib = lambda b: "%.2f MiB" % (b / 1048576) if b >= 1048576 else "%.1f KiB" % (b / 1024)
 lines = [
@@ -150,7 +163,10 @@ lines = [
     "| method | bytes to the site | time to loaded | vs docker pull | vs floor |",
     "|---|---:|---:|---:|---:|",
     f"| docker pull (registry, gzip blobs of the missing layers) | {mib(pull_bytes)} | {pull_wall:.1f} s | 1.00x | {pull_wall / floor:.2f}x |",
-    f"| deltarecvd pull (pull mode, cold store) | {mib(mode_bytes)} | {mode_wall:.1f} s | {pull_wall / mode_wall:.1f}x sooner | {mode_wall / floor:.2f}x |",
+] + [
+    f"| deltarecvd pull (pull mode, {n} store) | {mib(b)} | {w:.1f} s | {pull_wall / w:.1f}x sooner | {w / floor:.2f}x |"
+    for n, (w, b) in runs.items()
+] + [
     f"| floor: engine load of NEW beside OLD ({load_wall:.1f} s) + pull mode's bytes at 2 Mbit/s | {mib(mode_bytes)} | {floor:.1f} s | | 1.00x |",
 ]
 text = "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@
 #include "common/engine/image_match.h"
 #include "common/io/file.h"
 #include "common/registry/registry_image.h"
+#include "common/store/engine_image_import.h"
 #include "common/util/human_units.h"
 #include "receiver/apply/apply_command.h"
 #include "receiver/pull/blob_fetch.h"
@@ -155,6 +156,12 @@ Result<std::string> apply_offer(RegistryClient& client, const std::string& repos
   return outcome.engine_id;
 }
 
+bool store_holds(LayerStore& store, const RegistryImage& image) {
+  for (const auto& d : image.diff_ids)
+    if (!store.has(d)) return false;
+  return store.read_config(image.config_digest).has_value();
+}
+
 }  // namespace
 
 std::string PullReport::describe() const {
@@ -219,6 +226,15 @@ Result<PullReport> pull_once(const PullOptions& options) {
   PullState new_state{head->digest.str(), image.config_digest.str(), ""};
   if (auto held = engine_image_with_config(engine, image.config_digest, name, state)) {
     DS_RETURN_IF_ERROR(engine.tag_image(*held, name));
+    // The image this site runs is the basis of the next delta: keep it in
+    // the store now (one export, on the first round only), so that delta is
+    // decoded without waiting for an export.
+    if (options.store && !store_holds(*options.store, image)) {
+      auto imported = import_engine_image(*options.store, engine, *held, image.diff_ids);
+      if (!imported)
+        spdlog::warn("{}: keeping it in the store as the next basis failed: {}", name,
+                     imported.error().message());
+    }
     new_state.engine_id = *held;
     report.engine_id = *held;
     DS_RETURN_IF_ERROR(write_state(state_file, name, new_state));
