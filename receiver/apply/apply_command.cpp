@@ -93,6 +93,7 @@ Status run_apply_command(const ApplyCommandOptions& options) {
   DS_ASSIGN_OR_RETURN(auto bundle, BundleReader::open(options.bundle));
   DS_RETURN_IF_ERROR(bundle->verify());
   DS_ASSIGN_OR_RETURN(std::string signed_by, check_signature(*bundle, options));
+  auto verified = std::chrono::steady_clock::now();
   const wire::BundleHeader& header = bundle->header();
   DS_ASSIGN_OR_RETURN(auto target_chain,
                       parse_digests(header.target().diff_ids(), "bundle target"));
@@ -265,6 +266,7 @@ Status run_apply_command(const ApplyCommandOptions& options) {
           },
           tags, LoadOptions{distribution ? &*distribution : nullptr, workspace->dir()}));
   if (identity_note.empty()) identity_note = loaded.identity_note;
+  auto load_done = std::chrono::steady_clock::now();
   if (options.store) {
     std::vector<Digest> rebuilt_layers;
     for (const auto& plan : header.layers())
@@ -272,9 +274,12 @@ Status run_apply_command(const ApplyCommandOptions& options) {
     keep_in_store(*options.store, *workspace, rebuilt_layers, config, loaded.engine_id);
   }
   auto finished = std::chrono::steady_clock::now();
-  double basis_s = std::chrono::duration<double>(basis_ready - started).count();
-  double rebuild_s = std::chrono::duration<double>(rebuilt - basis_ready).count();
-  double load_s = std::chrono::duration<double>(finished - rebuilt).count();
+  auto seconds = [](auto from, auto to) {
+    return std::chrono::duration<double>(to - from).count();
+  };
+  double basis_s = seconds(started, basis_ready);
+  double rebuild_s = seconds(basis_ready, rebuilt);
+  double load_s = seconds(rebuilt, finished);
   if (options.outcome) {
     *options.outcome = ApplyOutcome{image_id.str(),
                                     loaded.engine_id,
@@ -282,7 +287,12 @@ Status run_apply_command(const ApplyCommandOptions& options) {
                                     rebuilt_bytes,
                                     static_cast<size_t>(header.layers_size()),
                                     engine_prefix,
-                                    loaded.same_as_source};
+                                    loaded.same_as_source,
+                                    {{"verify", seconds(started, verified)},
+                                     {"basis", seconds(verified, basis_ready)},
+                                     {"rebuild", rebuild_s},
+                                     {"load", seconds(rebuilt, load_done)},
+                                     {"store", seconds(load_done, finished)}}};
   }
 
   if (options.json) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/store/layer_store.h"
@@ -19,6 +20,9 @@ struct ApplyOutcome {
   size_t layers_rebuilt = 0;
   size_t layers_reused = 0;
   bool same_as_source = false;
+  // Wall seconds of each step, in order: "verify" (checksum + signature),
+  // "basis", "rebuild", "load", "store" (rebuilt layers kept as bases).
+  std::vector<std::pair<std::string, double>> phases;
 };
 
 struct ApplyCommandOptions {

@@ -99,9 +99,18 @@ std::vector<Digest> local_configs(EngineClient& engine) {
   return out;
 }
 
+// Appends the seconds since `mark` to the report as phase `phase`, and
+// moves the mark.
+void end_phase(PullReport& report, std::chrono::steady_clock::time_point& mark, std::string phase) {
+  auto now = std::chrono::steady_clock::now();
+  report.phases.emplace_back(std::move(phase), std::chrono::duration<double>(now - mark).count());
+  mark = now;
+}
+
 Result<std::string> apply_offer(RegistryClient& client, const std::string& repository,
                                 const DeltaOffer& offer, const PullOptions& options,
                                 const std::string& name, PullReport& report) {
+  auto mark = std::chrono::steady_clock::now();
   fs::path dir = options.store_dir / "pulls" / offer.manifest_digest.hex().substr(0, 32);
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -121,6 +130,7 @@ Result<std::string> apply_offer(RegistryClient& client, const std::string& repos
   report.bytes_reused += stats.bytes_reused;
   report.resumes += stats.resumes;
   DS_RETURN_IF_ERROR(fetched);
+  end_phase(report, mark, "fetch");
   // The bundle: the parts in order, checked against the whole's digest.
   fs::path bundle = dir / "bundle.dsb";
   {
@@ -139,6 +149,7 @@ Result<std::string> apply_offer(RegistryClient& client, const std::string& repos
     DS_RETURN_IF_ERROR(out->finish());
     DS_RETURN_IF_ERROR(out->publish());
   }
+  end_phase(report, mark, "assemble");
   ApplyOutcome outcome;
   ApplyCommandOptions apply;
   apply.bundle = bundle.string();
@@ -151,7 +162,9 @@ Result<std::string> apply_offer(RegistryClient& client, const std::string& repos
   apply.outcome = &outcome;
   apply.store = options.store;
   apply.quiet = true;
-  DS_RETURN_IF_ERROR(run_apply_command(apply));
+  Status applied = run_apply_command(apply);
+  report.phases.insert(report.phases.end(), outcome.phases.begin(), outcome.phases.end());
+  DS_RETURN_IF_ERROR(applied);
   fs::remove_all(dir, ec);
   return outcome.engine_id;
 }
@@ -176,7 +189,14 @@ std::string PullReport::describe() const {
   if (bytes_reused) text += ", " + human_bytes(bytes_reused) + " resumed from disk";
   char seconds_text[32];
   std::snprintf(seconds_text, sizeof seconds_text, " in %.1fs", seconds);
-  return text + seconds_text;
+  text += seconds_text;
+  std::string phase_list;
+  for (const auto& [phase, phase_seconds] : phases) {
+    if (phase_seconds < 0.05) continue;
+    std::snprintf(seconds_text, sizeof seconds_text, " %.1fs", phase_seconds);
+    phase_list += (phase_list.empty() ? "" : ", ") + phase + seconds_text;
+  }
+  return phase_list.empty() ? text : text + " (" + phase_list + ")";
 }
 
 Result<PullReport> pull_once(const PullOptions& options) {
@@ -199,7 +219,9 @@ Result<PullReport> pull_once(const PullOptions& options) {
   // 1. One HEAD when nothing changed.
   fs::path state_file = state_path(options, name);
   auto state = read_state(state_file);
+  auto mark = std::chrono::steady_clock::now();
   DS_ASSIGN_OR_RETURN(auto head, client->head_manifest(where.repository, where.reference()));
+  end_phase(report, mark, "poll");
   if (!head)
     return make_error(ErrorCode::kNotFound,
                       "registry " + where.registry + " has no " + name +
@@ -224,7 +246,9 @@ Result<PullReport> pull_once(const PullOptions& options) {
   report.manifest_digest = image.manifest.digest.str();
   report.config_digest = image.config_digest.str();
   PullState new_state{head->digest.str(), image.config_digest.str(), ""};
-  if (auto held = engine_image_with_config(engine, image.config_digest, name, state)) {
+  auto held = engine_image_with_config(engine, image.config_digest, name, state);
+  end_phase(report, mark, "resolve");
+  if (held) {
     DS_RETURN_IF_ERROR(engine.tag_image(*held, name));
     // The image this site runs is the basis of the next delta: keep it in
     // the store now (one export, on the first round only), so that delta is
@@ -245,6 +269,7 @@ Result<PullReport> pull_once(const PullOptions& options) {
   std::string fallback;
   auto offers =
       discover_deltas(*client, where.repository, image.manifest.digest, local_configs(engine));
+  end_phase(report, mark, "discover");
   if (!offers) {
     if (offers.error().code() == ErrorCode::kUnavailable ||
         offers.error().code() == ErrorCode::kTimeout)
@@ -274,6 +299,7 @@ Result<PullReport> pull_once(const PullOptions& options) {
       report.delta_found_by = chosen->found_by;
       report.delta_bytes = chosen->config.bundle_size;
       auto applied = apply_offer(*client, where.repository, *chosen, options, name, report);
+      mark = std::chrono::steady_clock::now();
       if (applied) {
         new_state.engine_id = *applied;
         report.engine_id = *applied;
@@ -302,6 +328,7 @@ Result<PullReport> pull_once(const PullOptions& options) {
   report.bytes_fetched += pulled.fetch.bytes_fetched;
   report.bytes_reused += pulled.fetch.bytes_reused;
   report.resumes += pulled.fetch.resumes;
+  end_phase(report, mark, "full pull");
   std::error_code ec;
   fs::remove_all(dir, ec);
   new_state.engine_id = pulled.engine_id;
@@ -326,7 +353,9 @@ Status run_pull_command(const PullOptions& options) {
                 {"bytes_resumed", report.bytes_reused},
                 {"registry_requests", report.registry_requests},
                 {"resumes", report.resumes},
-                {"seconds", report.seconds}};
+                {"seconds", report.seconds},
+                {"phases", Json::object()}};
+    for (const auto& [phase, seconds] : report.phases) out["phases"][phase] = seconds;
     std::printf("%s\n", out.dump(2).c_str());
   } else if (!options.quiet) {
     std::printf("%s\n", report.describe().c_str());

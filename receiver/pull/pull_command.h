@@ -18,6 +18,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/registry/registry_client.h"
@@ -63,6 +64,11 @@ struct PullReport {
   uint64_t registry_requests = 0;
   size_t resumes = 0;  // blob fetches resumed after a cut within this round
   double seconds = 0;
+  // Wall seconds of each step taken, in order: "poll" (the tag's HEAD),
+  // "resolve" (manifests, config, the engine's images), "discover",
+  // "fetch", "assemble" (parts into the bundle), then the apply's "verify",
+  // "basis", "rebuild", "load", "store"; or "full pull".
+  std::vector<std::pair<std::string, double>> phases;
   std::string describe() const;  // one line for the log
 };
 

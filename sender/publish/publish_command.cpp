@@ -38,6 +38,7 @@ struct PublishedDelta {
   std::string tag;
   uint64_t bundle_bytes = 0;
   size_t parts = 0;
+  std::vector<std::string> part_digests;
   uint64_t bytes_uploaded = 0;
   double encode_seconds = 0;
 };
@@ -121,6 +122,7 @@ Result<PublishedDelta> publish_delta(RegistryClient& client, const std::string& 
     manifest.parts.push_back(std::move(d));
   }
   out.parts = manifest.parts.size();
+  for (const auto& part : manifest.parts) out.part_digests.push_back(part.digest.str());
   out.bundle_bytes = config.bundle_size;
   out.base_config = config.base.config_digest;
 
@@ -214,6 +216,7 @@ Status run_publish_command(const PublishCommandOptions& options) {
                       {"tag", d.tag},
                       {"bundle_bytes", d.bundle_bytes},
                       {"parts", d.parts},
+                      {"part_digests", d.part_digests},
                       {"bytes_uploaded", d.bytes_uploaded},
                       {"encode_seconds", d.encode_seconds}});
     Json out = {{"registry", where.registry},

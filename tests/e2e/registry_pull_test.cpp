@@ -6,6 +6,7 @@
 // plain pull of the missing layers. A registry that is down, a damaged delta
 // and a cut link must never leave a broken image: the site either keeps
 // what it had, falls back to a plain pull, or resumes where it was cut.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -216,6 +217,16 @@ TEST_F(RegistryPullTest, ThreeSitesEndWithTheSameImage) {
   EXPECT_EQ(ra["delta_from"], ids_["1"]);
   EXPECT_EQ(ra["delta_found_by"], "referrers tag");  // distribution 2.8 has no referrers API
   expect_site_has_version_2();
+  // Every step of a delta round is timed, in order.
+  std::vector<std::string> phases;
+  for (const auto& [phase, seconds] : ra["phases"].items()) {
+    phases.push_back(phase);
+    EXPECT_GE(seconds.get<double>(), 0.0) << phase;
+  }
+  for (const char* step :
+       {"poll", "resolve", "discover", "fetch", "assemble", "verify", "basis", "rebuild", "load"})
+    EXPECT_NE(std::find(phases.begin(), phases.end(), step), phases.end())
+        << step << ": " << a.output;
   uint64_t delta_a = ra["bytes_fetched"].get<uint64_t>();
   // A second round is one HEAD.
   auto a2 = pull(temp_->path() / "store-a");
