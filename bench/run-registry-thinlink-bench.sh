@@ -22,6 +22,9 @@
 #                cold store (the basis is exported from the engine into the
 #                store first, included) and a warm one (an earlier round on
 #                OLD, as a watching service does, kept OLD in the store);
+#   push mode    `deltasend NEW --to` a deltarecvd service in the namespace
+#                (TLS, started before the clock; its store is fresh, so it
+#                exports its basis from the engine once, included);
 #   floor        the engine's own load of NEW while it holds OLD (`docker
 #                load` of NEW's archive, which skips the layers it has), plus
 #                pull mode's bytes at the link rate.
@@ -31,7 +34,9 @@
 #
 # Env: THIN_PAIR (default deps-bump); BENCH_RESULTS (default bench/results);
 #      BENCH_WORKDIR (default /var/tmp/deltasync-regthin-work, removed at the end
-#      unless BENCH_KEEP=1); DELTASYNC_ENGINE_ROOT (default /var/tmp/ds-regthin).
+#      unless BENCH_KEEP=1); DELTASYNC_ENGINE_ROOT (default /var/tmp/ds-regthin);
+#      DELTASYNC_DOCKERD_STORAGE_DRIVER (default vfs; overlay2 is what
+#      production hosts run, and extracts layers far faster than vfs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -64,8 +69,10 @@ deltarecvd="$build_dir/receiver/deltarecvd"
 rm -rf "$work"
 mkdir -p "$work" "$results"
 registry_pid="" build_started=0 site_started=0
+receiver_pid=""
 cleanup() {
   [ -z "$registry_pid" ] || kill "$registry_pid" 2>/dev/null || true
+  [ -z "$receiver_pid" ] || kill "$receiver_pid" 2>/dev/null || true
   if [ "$site_started" = 1 ]; then scripts/test-engine.sh stop regthin-site >/dev/null 2>&1 || true; fi
   if [ "$build_started" = 1 ]; then scripts/test-engine.sh stop regthin-build >/dev/null 2>&1 || true; fi
   scripts/thin-link.sh down >/dev/null 2>&1 || true
@@ -136,6 +143,32 @@ in_site "$deltarecvd" --config /dev/null --engine "$site" --store "$work/store-w
   pull "$name:old" -q 2>>"$work/pull.log"
 pull_mode warm "$work/store-warm"
 
+echo "== $pair: deltasend NEW --to the site (push mode, the receiver already running)" >&2
+bash deploy/make-certs.sh "$work/pki" --receiver-name thin-site --receiver-ip 10.77.0.2 \
+  --sender-name build-1 >/dev/null
+: >"$work/deltarecvd.log"
+nsenter --net=/run/netns/ds-site "$deltarecvd" --config /dev/null --listen 10.77.0.2:7443 \
+  --cert "$work/pki/receiver.pem" --key "$work/pki/receiver.key" --ca "$work/pki/ca.pem" \
+  --store "$work/store-push" --engine "$site" --log-level info >>"$work/deltarecvd.log" 2>&1 &
+receiver_pid=$!
+for _ in $(seq 1 100); do
+  grep -q "listening on" "$work/deltarecvd.log" && break
+  sleep 0.2
+done
+grep -q "listening on" "$work/deltarecvd.log" || die "deltarecvd did not start: $(tail -3 "$work/deltarecvd.log")"
+rx="$(rx_bytes)"
+t0="$(now)"
+"$deltasend" "$new" --to 10.77.0.2:7443 --cert "$work/pki/sender-build-1.pem" \
+  --key "$work/pki/sender-build-1.key" --ca "$work/pki/ca.pem" --engine "$engine" \
+  --cache-dir "$work/cache-push" --json >"$work/push.json" ||
+  die "deltasend --to failed; receiver log: $(tail -5 "$work/deltarecvd.log")"
+since "$t0" >"$work/push.wall"
+echo $(($(rx_bytes) - rx)) >"$work/push.bytes"
+[ "$(site_id)" = "$want" ] || die "push mode: the site holds $(site_id), not $want"
+kill "$receiver_pid" 2>/dev/null || true
+wait "$receiver_pid" 2>/dev/null || true
+docker_h "$site" image rm -f "$want" >/dev/null
+
 echo "== $pair: floor: the engine's own load of NEW beside OLD" >&2
 docker_h "$site" image inspect "$want" >/dev/null 2>&1 && die "floor: NEW is still on the site"
 docker_h "$engine" save -o "$work/new.tar" "$new"
@@ -144,7 +177,7 @@ docker_h "$site" load -q -i "$work/new.tar" >/dev/null
 load_wall="$(since "$t0")"
 
 python3 - "$work" "$pair" "$pull_wall" "$pull_bytes" "$load_wall" \
-  "$results/registry-thinlink-latest.md" <<'PY'
+  "$results/registry-thinlink-latest.md" "${DELTASYNC_DOCKERD_STORAGE_DRIVER:-vfs}" <<'PY'
 import json, sys
 work, pair = sys.argv[1], sys.argv[2]
 pull_wall, pull_bytes, load_wall = map(float, sys.argv[3:6])
@@ -154,6 +187,10 @@ pub = json.load(open(f"{work}/publish.json"))
 res = json.load(open(f"{work}/warm.json"))
 runs = {n: (float(open(f"{work}/{n}.wall").read()), int(open(f"{work}/{n}.bytes").read())) for n in ("cold", "warm")}
 mode_bytes = runs["warm"][1]
+push_wall = float(open(f"{work}/push.wall").read())
+push_bytes = int(open(f"{work}/push.bytes").read())
+push_result = json.loads(open(f"{work}/push.json").read().strip().splitlines()[-1])  # the result event
+push_mode = push_result.get("mode", "?")
 floor = load_wall + mode_bytes / rate
 mib = lambda b: "%.2f MiB" % (b / 1048576) if b >= 1048576 else "%.1f KiB" % (b / 1024)
 lines = [
@@ -167,8 +204,25 @@ lines = [
     f"| deltarecvd pull (pull mode, {n} store) | {mib(b)} | {w:.1f} s | {pull_wall / w:.1f}x sooner | {w / floor:.2f}x |"
     for n, (w, b) in runs.items()
 ] + [
+    f"| deltasend --to (push mode, {push_mode} basis, receiver running) | "
+    f"{mib(push_bytes)} | {push_wall:.1f} s | {pull_wall / push_wall:.1f}x sooner | {push_wall / floor:.2f}x |",
+] + [
     f"| floor: engine load of NEW beside OLD ({load_wall:.1f} s) + pull mode's bytes at 2 Mbit/s | {mib(mode_bytes)} | {floor:.1f} s | | 1.00x |",
 ]
+driver = sys.argv[7]
+lines[0] += f" Engines: dockerd 20.10, classic store, storage driver {driver}."
+names = []
+for n in ("cold", "warm"):
+    for k in json.load(open(f"{work}/{n}.json")).get("phases", {}):
+        if k not in names:
+            names.append(k)
+lines += ["", "Pull mode, seconds per step (`deltarecvd pull --json`, `phases`):", "",
+          "| store | " + " | ".join(names) + " | total |",
+          "|---|" + "---:|" * (len(names) + 1)]
+for n in ("cold", "warm"):
+    ph = json.load(open(f"{work}/{n}.json")).get("phases", {})
+    lines.append(f"| {n} | " + " | ".join("%.2f" % ph[k] if k in ph else "" for k in names) +
+                 f" | {runs[n][0]:.1f} |")
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text)

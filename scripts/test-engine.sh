@@ -32,6 +32,9 @@
 #
 # $DELTASYNC_DOCKERD_EXTRA_ARGS (split on spaces) is added to dockerd's
 # command line, e.g. "--insecure-registry 10.77.0.1:5000" for benchmarks.
+# $DELTASYNC_DOCKERD_STORAGE_DRIVER (default vfs) is the classic store's
+# storage driver, e.g. overlay2 (what production hosts run) for benchmarks;
+# the containerd image store keeps its native snapshotter.
 # The engine's kind is $DELTASYNC_TEST_ENGINE_KIND (read at start):
 #   docker20-classic     (default) Debian 12's dockerd 20.10, classic store, vfs
 #   docker28-classic     forky's dockerd 28.5 in scripts/forky-root.sh's chroot, vfs
@@ -261,7 +264,7 @@ do_start() {
   [ "${#sock}" -le "$SOCKET_MAX" ] ||
     die "socket path $sock is ${#sock} bytes, over the $SOCKET_MAX-byte limit of unix sockets; set a shorter DELTASYNC_ENGINE_ROOT"
   [ "$(id -u)" = 0 ] || die "dockerd needs root (run as root or with sudo)"
-  local launcher=() config='{}' driver=vfs
+  local launcher=() config='{}' driver="${DELTASYNC_DOCKERD_STORAGE_DRIVER:-vfs}"
   case "$kind" in
     docker20-classic)
       command -v dockerd >/dev/null 2>&1 || die "dockerd not found (apt-get install docker.io)"

@@ -340,22 +340,24 @@ Result<PullReport> pull_once(const PullOptions& options) {
 Status run_pull_command(const PullOptions& options) {
   DS_ASSIGN_OR_RETURN(PullReport report, pull_once(options));
   if (options.json) {
-    Json out = {{"reference", report.reference},
-                {"outcome", report.outcome},
-                {"manifest_digest", report.manifest_digest},
-                {"config_digest", report.config_digest},
-                {"engine_image_id", report.engine_id},
-                {"delta_from", report.delta_from},
-                {"delta_found_by", report.delta_found_by},
-                {"delta_bytes", report.delta_bytes},
-                {"fallback_reason", report.fallback_reason},
-                {"bytes_fetched", report.bytes_fetched},
-                {"bytes_resumed", report.bytes_reused},
-                {"registry_requests", report.registry_requests},
-                {"resumes", report.resumes},
-                {"seconds", report.seconds},
-                {"phases", Json::object()}};
-    for (const auto& [phase, seconds] : report.phases) out["phases"][phase] = seconds;
+    // Ordered, so the phases read in the order they ran.
+    nlohmann::ordered_json out = {{"reference", report.reference},
+                                  {"outcome", report.outcome},
+                                  {"manifest_digest", report.manifest_digest},
+                                  {"config_digest", report.config_digest},
+                                  {"engine_image_id", report.engine_id},
+                                  {"delta_from", report.delta_from},
+                                  {"delta_found_by", report.delta_found_by},
+                                  {"delta_bytes", report.delta_bytes},
+                                  {"fallback_reason", report.fallback_reason},
+                                  {"bytes_fetched", report.bytes_fetched},
+                                  {"bytes_resumed", report.bytes_reused},
+                                  {"registry_requests", report.registry_requests},
+                                  {"resumes", report.resumes},
+                                  {"seconds", report.seconds},
+                                  {"phases", nlohmann::ordered_json::object()}};
+    for (const auto& [phase, seconds] : report.phases)
+      out["phases"][phase] = out["phases"].value(phase, 0.0) + seconds;
     std::printf("%s\n", out.dump(2).c_str());
   } else if (!options.quiet) {
     std::printf("%s\n", report.describe().c_str());

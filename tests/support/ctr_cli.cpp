@@ -175,6 +175,10 @@ CommandResult run_docker_on_containerd(const std::string& engine,
       r.output = image.target + "\n";
       return r;
     }
+    if (args.size() == 5 && args[2] == "--format" && args[3] == "{{json .RootFS.Layers}}") {
+      r.output = nlohmann::json(image.diff_ids).dump() + "\n";  // as docker's template prints it
+      return r;
+    }
     if (args.size() != 3) return failed("test support: docker image inspect with these options");
     nlohmann::json tags = nlohmann::json::array();
     for (const auto& n : image.names)
