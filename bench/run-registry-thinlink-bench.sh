@@ -164,7 +164,9 @@ t0="$(now)"
   die "deltasend --to failed; receiver log: $(tail -5 "$work/deltarecvd.log")"
 since "$t0" >"$work/push.wall"
 echo $(($(rx_bytes) - rx)) >"$work/push.bytes"
-[ "$(site_id)" = "$want" ] || die "push mode: the site holds $(site_id), not $want"
+# push mode tags the image as the build host does ($new), not with the registry's name
+push_id="$(docker_h "$site" image inspect -f '{{.Id}}' "$new" 2>/dev/null || echo missing)"
+[ "$push_id" = "$want" ] || die "push mode: the site holds $push_id as $new, not $want"
 kill "$receiver_pid" 2>/dev/null || true
 wait "$receiver_pid" 2>/dev/null || true
 docker_h "$site" image rm -f "$want" >/dev/null
