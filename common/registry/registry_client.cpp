@@ -248,9 +248,11 @@ class RegistryClientImpl final : public RegistryClient {
         return with_context(opened.connection->read_body(sink, kNoLimit), context(call));
       }
       if (response.status == 416) {
-        // Nothing left when the offset is the size ("bytes */SIZE").
+        // Nothing left when the offset is the size ("bytes */SIZE"). The
+        // body is not read: distribution 2.8 declares the blob's length
+        // there but sends a one-line message, and would leave us waiting.
         std::string range = response.header("Content-Range");
-        DS_RETURN_IF_ERROR(opened.connection->discard_body(kSmallBodyLimit));
+        opened.connection->close();
         if (range == "bytes */" + std::to_string(offset)) return ok_status();
         return make_error(ErrorCode::kInvalidArgument,
                           context(call) + ": offset " + std::to_string(offset) +
@@ -300,6 +302,14 @@ class RegistryClientImpl final : public RegistryClient {
           patch.source_size = n;
           DS_ASSIGN_OR_RETURN(Opened answer, open(patch));
           if (answer.response.status != 202) return std::unexpected(fail(patch, answer));
+          // The registry says how much of the upload it holds ("0-LAST").
+          std::string held = answer.response.header("Range");
+          std::string expected = "0-" + std::to_string(offset + n - 1);
+          if (!held.empty() && held != expected && held != "bytes=" + expected) {
+            answer.connection->close();
+            return std::unexpected(protocol_error(
+                patch, "upload state: the registry holds " + held + ", not " + expected));
+          }
           DS_ASSIGN_OR_RETURN(location, next_location(patch, answer));
           offset += n;
         }
@@ -476,11 +486,21 @@ class RegistryClientImpl final : public RegistryClient {
   // Answers a 401: Basic from now on, or a Bearer token for the call's scope.
   Status authenticate(const Call& call, const HttpResponse& response) {
     std::optional<AuthChallenge> bearer, basic;
+    std::optional<Error> malformed;
     for (const auto& value : response.all("WWW-Authenticate")) {
-      for (auto& challenge : parse_www_authenticate(value)) {
+      auto challenges = parse_www_authenticate(value);
+      if (!challenges) {
+        if (!malformed) malformed = std::move(challenges.error());
+        continue;
+      }
+      for (auto& challenge : *challenges) {
         if (challenge.scheme == "bearer" && !bearer) bearer = challenge;
         if (challenge.scheme == "basic" && !basic) basic = challenge;
       }
+    }
+    // A malformed value matters only when no other one can be answered.
+    if (!bearer && !basic && malformed) {
+      return std::unexpected(std::move(*malformed).with_context(context(call) + ": 401"));
     }
     const Credentials& credentials = credentials_.credentials;
     if (bearer) return fetch_token(call, *bearer);
@@ -553,7 +573,9 @@ class RegistryClientImpl final : public RegistryClient {
     if (!options_.username.empty()) {
       return " (check the user name and password given for " + registry_ + ")";
     }
-    return " (log in with docker login " + registry_ + ", or check ~/.docker/config.json)";
+    std::string file = docker_config_file(options_.docker_config);
+    return " (log in with docker login " + registry_ + ", or give credentials for " + registry_ +
+           " in " + (file.empty() ? std::string("~/.docker/config.json") : file) + ")";
   }
 
   // The error for an unexpected status: reads the (small) body for the
