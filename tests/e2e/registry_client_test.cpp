@@ -205,6 +205,41 @@ TEST(RegistryClientTest, FetchFromAnOffsetReturnsExactlyTheTail) {
       << beyond.error().message();
 }
 
+TEST(RegistryClientTest, RangeIgnoredOrAnsweredWronglyByAServer) {
+  // Answers distribution never gives: a server that ignores Range (200 with
+  // the whole blob), and one whose 206 starts elsewhere than asked.
+  std::string blob = random_bytes(100000, 18);
+  Digest digest = Digest::of(blob);
+  const std::string path = "/v2/" + kRepo + "/blobs/" + digest.str();
+  StubHttpServer ignores([&](const StubRequest& r) -> StubResponse {
+    if (r.target != path) return {404, {}, ""};
+    return {200, {{"Content-Type", "application/octet-stream"}}, blob};
+  });
+  StubHttpServer shifted([&](const StubRequest& r) -> StubResponse {
+    if (r.target != path) return {404, {}, ""};
+    return {
+        206, {{"Content-Range", "bytes 0-99/" + std::to_string(blob.size())}}, blob.substr(0, 100)};
+  });
+  RegistryOptions options;
+  options.insecure = true;
+  options.docker_config = "/nonexistent/deltasync-test/config.json";
+  options.io_timeout = std::chrono::seconds(20);
+  auto whole = make_client(ignores.host(), options);
+  ASSERT_TRUE(whole);
+  auto tail = fetch_all(*whole, kRepo, digest, 60000);
+  ASSERT_TRUE(tail) << tail.error().message();
+  EXPECT_TRUE(*tail == blob.substr(60000)) << tail->size();
+  EXPECT_EQ(ignores.requests().at(0).header("Range"), "bytes=60000-");
+  auto wrong = make_client(shifted.host(), options);
+  ASSERT_TRUE(wrong);
+  auto refused = fetch_all(*wrong, kRepo, digest, 60000);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), ErrorCode::kProtocol);
+  EXPECT_NE(refused.error().message().find("a part starting elsewhere (bytes 0-99/100000)"),
+            std::string::npos)
+      << refused.error().message();
+}
+
 TEST(RegistryClientTest, CutDownloadKeepsWhatArrivedAndResumesFromThere) {
   auto registry = TestRegistry::start();
   auto direct = client_for(*registry);
