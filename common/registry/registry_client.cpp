@@ -7,9 +7,9 @@
 // towards the registry's own origin, answers one 401 by authenticating
 // (Basic, or a Bearer token fetched from the challenge's realm and cached
 // per scope) and retrying, and follows up to kMaxRedirects redirects. A
-// request whose body streams from a ByteSource is never replayed; the blob
-// upload authenticates with its POST first so that its PATCH/PUT do not
-// meet a 401.
+// request whose body streams from a ByteSource is never replayed; blob
+// uploads therefore send each chunk (at most kUploadChunk) from memory, so
+// that a PATCH or PUT meeting a 401 is answered and sent again.
 //
 // Error codes: 401/403 kVerifyFailed, 404 kNotFound (nullopt where the
 // interface says so), 400 with DIGEST_INVALID kVerifyFailed, other 4xx
@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <span>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -291,6 +292,16 @@ class RegistryClientImpl final : public RegistryClient {
       if (opened.response.status != 202) return std::unexpected(fail(start, opened));
       DS_ASSIGN_OR_RETURN(Url location, next_location(start, opened));
 
+      // Each request's body is read into memory first (at most one chunk),
+      // so open() can replay it: after a 401 (a token that expired while
+      // the previous chunk went up, or one the registry no longer honours)
+      // and on a fresh connection when a kept-alive one was closed.
+      std::string chunk;
+      auto next_chunk = [&](uint64_t offset, uint64_t n) -> Status {
+        chunk.resize(static_cast<size_t>(n));
+        return read_exact(content, std::span<char>(chunk.data(), chunk.size()),
+                          "blob " + digest.str() + " at offset " + std::to_string(offset));
+      };
       if (size > kUploadChunk) {
         for (uint64_t offset = 0; offset < size;) {
           uint64_t n = std::min(kUploadChunk, size - offset);
@@ -298,8 +309,8 @@ class RegistryClientImpl final : public RegistryClient {
           patch.headers = {
               {"Content-Type", "application/octet-stream"},
               {"Content-Range", std::to_string(offset) + "-" + std::to_string(offset + n - 1)}};
-          patch.source = &content;
-          patch.source_size = n;
+          DS_RETURN_IF_ERROR(next_chunk(offset, n));
+          patch.body = chunk;
           DS_ASSIGN_OR_RETURN(Opened answer, open(patch));
           if (answer.response.status != 202) return std::unexpected(fail(patch, answer));
           // The registry says how much of the upload it holds ("0-LAST").
@@ -320,8 +331,8 @@ class RegistryClientImpl final : public RegistryClient {
       Call put{HttpMethod::kPut, target, scope};
       put.headers.emplace_back("Content-Type", "application/octet-stream");
       if (size <= kUploadChunk) {
-        put.source = &content;
-        put.source_size = size;
+        DS_RETURN_IF_ERROR(next_chunk(0, size));
+        put.body = chunk;
       }
       DS_ASSIGN_OR_RETURN(Opened done, open(put));
       if (done.response.status != 201) return std::unexpected(fail(put, done));

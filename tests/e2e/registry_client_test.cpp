@@ -11,6 +11,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <span>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -517,6 +519,48 @@ TEST(RegistryClientTest, TokenAuthFetchesATokenPerScopeAndReusesIt) {
       << message;
   EXPECT_NE(message.find("401"), std::string::npos) << message;
   EXPECT_NE(message.find("docker login " + registry->host()), std::string::npos) << message;
+}
+
+// A source that pauses at the start of every upload chunk, as a slow disk
+// or a slow encoder feeding a long upload would.
+class PausingSource final : public ByteSource {
+ public:
+  PausingSource(std::string_view data, std::chrono::milliseconds pause)
+      : inner_(data), pause_(pause) {}
+  Result<size_t> read(std::span<char> buffer) override {
+    if (offset_ % kChunk == 0 && paused_at_ != offset_) {
+      paused_at_ = offset_;
+      std::this_thread::sleep_for(pause_);
+    }
+    DS_ASSIGN_OR_RETURN(size_t got, inner_.read(buffer));
+    offset_ += got;
+    return got;
+  }
+
+ private:
+  MemorySource inner_;
+  std::chrono::milliseconds pause_;
+  uint64_t offset_ = 0;
+  uint64_t paused_at_ = ~uint64_t{0};
+};
+
+TEST(RegistryClientTest, UploadOutlivingItsTokenAuthenticatesAgain) {
+  // Tokens die after 1 s (though they claim 300): the token fetched for the
+  // POST is dead by the time each chunk is ready, so every PATCH and the
+  // PUT meet a 401 and must be sent again with a new token.
+  auto registry = TestRegistry::start({.token_auth = true, .token_ttl_seconds = 1});
+  auto client = client_for(*registry);
+  ASSERT_TRUE(client);
+  for (uint64_t size : {uint64_t{5000}, kChunk + 100}) {
+    std::string blob = random_bytes(size, static_cast<unsigned>(size % 1000));
+    PausingSource slow(blob, std::chrono::milliseconds(1500));
+    auto pushed = client->push_blob(kRepo, Digest::of(blob), blob.size(), slow);
+    ASSERT_TRUE(pushed) << size << ": " << pushed.error().message();
+    EXPECT_TRUE(*pushed);
+    auto back = client->get_blob(kRepo, Digest::of(blob), 16 << 20);
+    ASSERT_TRUE(back) << back.error().message();
+    EXPECT_EQ(back->size(), blob.size());
+  }
 }
 
 // ---- TLS ---------------------------------------------------------------------------
