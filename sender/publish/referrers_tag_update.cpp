@@ -18,6 +18,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+constexpr int kTransientTries = 4;
 
 bool transient(const Error& error) {
   return error.code() == ErrorCode::kUnavailable || error.code() == ErrorCode::kTimeout;
@@ -45,8 +46,11 @@ class Updater {
     for (out.rounds = 1; out.rounds <= options_.max_rounds; ++out.rounds) {
       auto started = Clock::now();
       DS_ASSIGN_OR_RETURN(std::vector<RegistryDescriptor> entries, merged(out));
-      DS_RETURN_IF_ERROR(with_context(client_.put_manifest(repository_, tag_, media_type::kOciIndex,
-                                                           referrers_index_json(entries)),
+      std::string index = referrers_index_json(entries);
+      DS_RETURN_IF_ERROR(with_context(retrying([&] {
+                                        return client_.put_manifest(repository_, tag_,
+                                                                    media_type::kOciIndex, index);
+                                      }),
                                       "referrers tag " + tag_));
       out.entries = entries.size();
       auto window = std::chrono::duration_cast<milliseconds>(Clock::now() - started);
@@ -72,7 +76,8 @@ class Updater {
   // What the tag holds now (empty when absent).
   Result<std::vector<RegistryDescriptor>> current() {
     DS_ASSIGN_OR_RETURN(
-        auto held, with_context(client_.get_manifest(repository_, tag_), "referrers tag " + tag_));
+        auto held, with_context(retrying([&] { return client_.get_manifest(repository_, tag_); }),
+                                "referrers tag " + tag_));
     if (!held) return std::vector<RegistryDescriptor>{};
     return with_context(parse_referrers_tag_index(*held), repository_ + ":" + tag_);
   }
@@ -110,6 +115,21 @@ class Updater {
     }
     checked_[d.digest] = problem;
     return problem;
+  }
+
+  // `call` again after a kUnavailable, at most kTransientTries times: a
+  // registry's 5xx while another publisher writes the same tag
+  // (distribution 2.8's filesystem storage rewrites the tag's link in
+  // place, and a GET meanwhile answers 500).
+  template <class F>
+  auto retrying(F&& call) -> decltype(call()) {
+    for (int attempt = 1;; ++attempt) {
+      auto result = call();
+      if (result || result.error().code() != ErrorCode::kUnavailable || attempt >= kTransientTries)
+        return result;
+      spdlog::warn("{}:{}: {} (trying again)", repository_, tag_, result.error().message());
+      sleep(milliseconds(50) + jitter(options_.backoff));
+    }
   }
 
   milliseconds jitter(milliseconds up_to) {

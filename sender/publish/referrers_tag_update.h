@@ -16,7 +16,10 @@
 // as long as the other's window is shorter than its settle time.
 //
 // A tag holding something other than an OCI index is left alone (kCorrupt).
-// Transport failures (kUnavailable, kTimeout) end the update; the delta
+// A GET or PUT of the tag that meets kUnavailable (a 5xx: distribution
+// 2.8's filesystem storage answers 500 to a GET of a tag another publisher
+// is writing) is tried again a few times after a short jittered pause;
+// other failures, and kUnavailable that persists, end the update. The delta
 // stays findable through its per-basis tag (delta_tag()).
 //
 // Thread safety: uses the caller's client (one thread at a time); several

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <barrier>
 #include <cstdio>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 
 #include "common/registry/delta_artifact.h"
 #include "sender/publish/referrers_tag_update.h"
+#include "tests/support/stub_http_server.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
 #include "tests/support/test_registry.h"
@@ -198,6 +200,47 @@ TEST(ReferrersTagTest, ATagHoldingSomethingElseIsLeftAlone) {
   auto still = client->head_manifest(kRepo, referrers_tag(target.digest));
   ASSERT_TRUE(still && *still);
   EXPECT_EQ((*still)->digest, image.digest);
+}
+
+TEST(ReferrersTagTest, ATransient500OnTheTagIsTriedAgain) {
+  // distribution 2.8's filesystem storage rewrites a tag's link in place; a
+  // GET of the tag while another publisher writes it answers 500 (seen in
+  // the concurrent test below, under load). A stub in front of nothing
+  // gives that answer on demand: the first GET of the tag is a 500.
+  const Digest subject = Digest::of("target manifest");
+  const std::string path = "/v2/" + kRepo + "/manifests/" + referrers_tag(subject);
+  std::mutex mutex;
+  std::string stored;
+  int gets = 0;
+  StubHttpServer stub([&](const StubRequest& r) -> StubResponse {
+    std::lock_guard lock(mutex);
+    if (r.target != path) return {404, {}, ""};
+    if (r.method == "PUT") {
+      stored = r.body;
+      return {201, {{"Docker-Content-Digest", Digest::of(stored).str()}}, ""};
+    }
+    if (++gets == 1)
+      return {500,
+              {{"Content-Type", "application/json"}},
+              R"({"errors":[{"code":"UNKNOWN","message":"unknown error"}]})"};
+    if (stored.empty()) return {404, {}, ""};
+    return {200, {{"Content-Type", media_type::kOciIndex}}, stored};
+  });
+  RegistryOptions options;
+  options.insecure = true;
+  options.docker_config = "/nonexistent/deltasync-test/config.json";
+  auto client = RegistryClient::create(stub.host(), options);
+  ASSERT_TRUE(client) << client.error().message();
+  RegistryDescriptor entry{
+      media_type::kOciManifest, Digest::of("delta"), 321, kDeltaArtifactType, {}};
+  auto update = update_referrers_tag(**client, kRepo, subject, entry);
+  ASSERT_TRUE(update) << update.error().message();
+  EXPECT_EQ(update->rounds, 1);
+  EXPECT_EQ(gets, 3);  // the 500, the read before the PUT, the check after it
+  auto listed_now = parse_index_descriptors(stored);
+  ASSERT_TRUE(listed_now) << stored;
+  ASSERT_EQ(listed_now->size(), 1u);
+  EXPECT_EQ((*listed_now)[0].digest, entry.digest);
 }
 
 TEST(ReferrersTagTest, ConcurrentPublishersAllEndUpListed) {

@@ -17,6 +17,7 @@ namespace deltasync::testing {
 namespace {
 
 constexpr size_t kHeadLimit = 64 << 10;
+constexpr size_t kBodyLimit = 16 << 20;
 
 bool iequals(const std::string& a, const std::string& b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -43,8 +44,12 @@ const char* reason(unsigned status) {
       return "Permanent Redirect";
     case 401:
       return "Unauthorized";
+    case 201:
+      return "Created";
     case 404:
       return "Not Found";
+    case 500:
+      return "Internal Server Error";
     default:
       return "Status";
   }
@@ -137,6 +142,16 @@ void StubHttpServer::answer(int fd) {
       request.headers.emplace_back(field.substr(0, colon), value);
     }
     at = end + 2;
+  }
+  size_t body_start = head.find("\r\n\r\n") + 4;
+  if (std::string length = request.header("Content-Length"); !length.empty()) {
+    size_t want = std::min<size_t>(std::stoull(length), kBodyLimit);
+    request.body = head.substr(body_start);
+    while (request.body.size() < want) {
+      ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) return;
+      request.body.append(buffer, static_cast<size_t>(n));
+    }
   }
   StubResponse response = handler_(request);
   {

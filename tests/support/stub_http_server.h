@@ -2,7 +2,8 @@
 // request with what a handler returns, for the registry client's tests of
 // answers a real registry will not give (redirects to another host, a
 // redirect loop). One request per connection (it always answers
-// "Connection: close"); request bodies are not read (give it GET/HEAD).
+// "Connection: close"); a request body is read when it has a
+// Content-Length (at most 16 MiB).
 //
 //   StubHttpServer redirector([&](const StubRequest& r) {
 //     return StubResponse{307, {{"Location", "http://127.0.0.1:5000" + r.target}}};
@@ -29,6 +30,7 @@ struct StubRequest {
   std::string method;
   std::string target;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
   // The first header named `name` (case-insensitive), "" when absent.
   std::string header(const std::string& name) const;
   bool has_header(const std::string& name) const;
