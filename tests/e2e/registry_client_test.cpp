@@ -545,15 +545,15 @@ class PausingSource final : public ByteSource {
 };
 
 TEST(RegistryClientTest, UploadOutlivingItsTokenAuthenticatesAgain) {
-  // Tokens die after 1 s (though they claim 300): the token fetched for the
+  // Tokens die after 2 s (though they claim 300): the token fetched for the
   // POST is dead by the time each chunk is ready, so every PATCH and the
   // PUT meet a 401 and must be sent again with a new token.
-  auto registry = TestRegistry::start({.token_auth = true, .token_ttl_seconds = 1});
+  auto registry = TestRegistry::start({.token_auth = true, .token_ttl_seconds = 2});
   auto client = client_for(*registry);
   ASSERT_TRUE(client);
   for (uint64_t size : {uint64_t{5000}, kChunk + 100}) {
     std::string blob = random_bytes(size, static_cast<unsigned>(size % 1000));
-    PausingSource slow(blob, std::chrono::milliseconds(1500));
+    PausingSource slow(blob, std::chrono::milliseconds(2500));
     auto pushed = client->push_blob(kRepo, Digest::of(blob), blob.size(), slow);
     ASSERT_TRUE(pushed) << size << ": " << pushed.error().message();
     EXPECT_TRUE(*pushed);
