@@ -198,6 +198,13 @@ Result<std::vector<RegistryDescriptor>> parse_index_descriptors(std::string_view
   return out;
 }
 
+std::string referrers_index_json(const std::vector<RegistryDescriptor>& entries) {
+  Json manifests = Json::array();
+  for (const auto& d : entries) manifests.push_back(descriptor_json(d));
+  Json out = {{"schemaVersion", 2}, {"mediaType", media_type::kOciIndex}, {"manifests", manifests}};
+  return out.dump();
+}
+
 Result<std::string> add_to_referrers_index(const std::string& existing,
                                            const RegistryDescriptor& entry) {
   std::vector<RegistryDescriptor> list;
@@ -206,10 +213,59 @@ Result<std::string> add_to_referrers_index(const std::string& existing,
   }
   std::erase_if(list, [&](const RegistryDescriptor& d) { return d.digest == entry.digest; });
   list.push_back(entry);
-  Json manifests = Json::array();
-  for (const auto& d : list) manifests.push_back(descriptor_json(d));
-  Json out = {{"schemaVersion", 2}, {"mediaType", media_type::kOciIndex}, {"manifests", manifests}};
-  return out.dump();
+  return referrers_index_json(list);
+}
+
+Result<std::vector<RegistryDescriptor>> parse_referrers_tag_index(const RegistryManifest& held) {
+  Json j = Json::parse(held.body.begin(), held.body.end(), nullptr, false);
+  std::string declared = j.is_object() && j.contains("mediaType") && j["mediaType"].is_string()
+                             ? j["mediaType"].get<std::string>()
+                             : std::string();
+  std::string type =
+      held.media_type.empty() || held.media_type == "application/json" ? declared : held.media_type;
+  if (type != media_type::kOciIndex || (!declared.empty() && declared != type)) {
+    return make_error(ErrorCode::kCorrupt, "referrers tag: holds " + held.digest.str() +
+                                               " of type '" +
+                                               (type.empty() ? std::string("unknown") : type) +
+                                               "', not an OCI index; it is left as it is");
+  }
+  return parse_index_descriptors(held.body);
+}
+
+Result<RegistryDescriptor> manifest_subject(std::string_view manifest_json) {
+  const std::string what = "manifest";
+  DS_ASSIGN_OR_RETURN(Json j, parse_json(manifest_json, what));
+  if (!j.contains("subject")) return make_error(ErrorCode::kCorrupt, what + ": no subject");
+  return parse_descriptor(j["subject"], what + ".subject");
+}
+
+std::optional<std::string> referrer_entry_problem(const RegistryDescriptor& entry,
+                                                  const RegistryManifest& manifest,
+                                                  const Digest& subject) {
+  if (manifest.digest != entry.digest) {
+    return "the registry's manifest is " + manifest.digest.str();
+  }
+  if (manifest.body.size() != entry.size) {
+    return "listed with size " + std::to_string(entry.size) + ", the manifest has " +
+           std::to_string(manifest.body.size()) + " bytes";
+  }
+  if (manifest.media_type != media_type::kOciManifest &&
+      manifest.media_type != media_type::kDockerManifest &&
+      manifest.media_type != media_type::kOciIndex) {
+    return "a " +
+           (manifest.media_type.empty() ? std::string("manifest of no type")
+                                        : manifest.media_type) +
+           " cannot refer to an image";
+  }
+  auto named = manifest_subject(manifest.body);
+  if (!named) return named.error().message();
+  if (named->digest != subject) return "its subject is " + named->digest.str();
+  if (entry.artifact_type == kDeltaArtifactType) {
+    if (auto delta = DeltaArtifactManifest::parse(manifest.body); !delta) {
+      return delta.error().message();
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace deltasync

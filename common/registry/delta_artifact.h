@@ -92,7 +92,27 @@ std::string referrers_tag(const Digest& subject);
 // `existing` is not an index.
 Result<std::string> add_to_referrers_index(const std::string& existing,
                                            const RegistryDescriptor& entry);
+// The OCI index listing `entries`, in that order (deterministic bytes).
+std::string referrers_index_json(const std::vector<RegistryDescriptor>& entries);
 // The descriptors of an OCI index (referrers API answer or tag schema).
 Result<std::vector<RegistryDescriptor>> parse_index_descriptors(std::string_view json);
+// The same, for what a referrers tag holds before publish rewrites it: it
+// must be an OCI index (by the registry's Content-Type or its mediaType),
+// else kCorrupt naming what it is, so that publish never replaces an image
+// someone tagged there (distribution-spec 1.1: report, do not overwrite).
+Result<std::vector<RegistryDescriptor>> parse_referrers_tag_index(const RegistryManifest& held);
+
+// The subject a manifest of any artifact type names: kCorrupt when the body
+// is not a JSON object or has no subject descriptor.
+Result<RegistryDescriptor> manifest_subject(std::string_view manifest_json);
+// Why `entry`, listed in the referrers tag index of `subject`, does not
+// belong there, given `manifest`, the manifest it names as fetched by its
+// digest; nullopt when it does. It must be an image manifest or index
+// (OCI, or Docker's manifest) whose subject is `subject`, of the size the entry says, and for
+// entries claiming kDeltaArtifactType, a delta manifest that parses. Other
+// artifact types (signatures, SBOMs) with the right subject belong there.
+std::optional<std::string> referrer_entry_problem(const RegistryDescriptor& entry,
+                                                  const RegistryManifest& manifest,
+                                                  const Digest& subject);
 
 }  // namespace deltasync

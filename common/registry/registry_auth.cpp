@@ -5,10 +5,10 @@
 
 #include <cctype>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "common/io/file.h"
 
 namespace deltasync::registry_detail {
 
@@ -17,13 +17,23 @@ namespace {
 using Json = nlohmann::json;
 constexpr auto kTokenMargin = std::chrono::seconds(10);
 constexpr long kDefaultTokenSeconds = 60;  // distribution's token spec default
+constexpr long kMinimumTokenSeconds = 60;  // and its minimum ("should never be less")
+constexpr size_t kConfigLimit = 4 << 20;   // a config.json larger than this is not one
 
-// "https://host:5000/v1/" -> "host:5000": how the Docker CLI matches keys.
+// "https://host:5000/v1/" -> "host:5000": how the Docker CLI matches keys
+// (host names in lower case). Docker Hub's names are one registry: `docker
+// login` keeps its credentials under "https://index.docker.io/v1/", and its
+// API is at registry-1.docker.io.
 std::string normalize_registry_key(std::string_view key) {
   if (size_t scheme = key.find("://"); scheme != std::string_view::npos) {
     key.remove_prefix(scheme + 3);
   }
-  return std::string(key.substr(0, key.find('/')));
+  std::string host(key.substr(0, key.find('/')));
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (host == "index.docker.io" || host == "registry-1.docker.io" || host == "docker.io") {
+    return "docker.io";
+  }
+  return host;
 }
 
 std::string string_member(const Json& object, const char* name) {
@@ -35,9 +45,9 @@ std::string unsupported_helper(const std::string& helper, std::string_view regis
                                const std::string& path) {
   return path + ": the credentials for " + std::string(registry) +
          " are kept by the credential helper docker-credential-" + helper +
-         ", which deltasync does not run; use --registry-user/--registry-password, or an "
-         "\"auths\" entry with \"auth\" for " +
-         std::string(registry) + " in that file";
+         ", which deltasync does not run; give --registry-auth a config.json with an "
+         "\"auths\" entry (\"auth\": base64 of user:password) for " +
+         std::string(registry) + " instead";
 }
 
 }  // namespace
@@ -52,11 +62,14 @@ Result<CredentialLookup> parse_docker_config(std::string_view json, std::string_
                       path + ": not valid JSON (" + std::string(e.what()) + ")");
   }
   CredentialLookup lookup;
-  if (!config.is_object()) return lookup;
+  if (!config.is_object()) {
+    return make_error(ErrorCode::kInvalidArgument, path + ": not a JSON object");
+  }
+  const std::string wanted = normalize_registry_key(registry);
   // credHelpers win over auths, as in the Docker CLI.
   if (auto helpers = config.find("credHelpers"); helpers != config.end() && helpers->is_object()) {
     for (const auto& [key, value] : helpers->items()) {
-      if (normalize_registry_key(key) == registry && value.is_string()) {
+      if (normalize_registry_key(key) == wanted && value.is_string()) {
         lookup.unusable = Error(ErrorCode::kUnsupported,
                                 unsupported_helper(value.get<std::string>(), registry, path));
         return lookup;
@@ -66,7 +79,7 @@ Result<CredentialLookup> parse_docker_config(std::string_view json, std::string_
   bool listed = false;
   if (auto auths = config.find("auths"); auths != config.end() && auths->is_object()) {
     for (const auto& [key, entry] : auths->items()) {
-      if (normalize_registry_key(key) != registry || !entry.is_object()) continue;
+      if (normalize_registry_key(key) != wanted || !entry.is_object()) continue;
       listed = true;
       Credentials found;
       std::string auth = string_member(entry, "auth");
@@ -100,22 +113,26 @@ Result<CredentialLookup> parse_docker_config(std::string_view json, std::string_
   return lookup;
 }
 
-Result<CredentialLookup> load_docker_config(const std::string& path, std::string_view registry) {
-  std::string file = path;
-  if (file.empty()) {
-    if (const char* dir = std::getenv("DOCKER_CONFIG"); dir != nullptr && *dir != '\0') {
-      file = std::string(dir) + "/config.json";
-    } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-      file = std::string(home) + "/.docker/config.json";
-    } else {
-      return CredentialLookup{};
-    }
+std::string docker_config_file(const std::string& path) {
+  if (!path.empty()) return path;
+  if (const char* dir = std::getenv("DOCKER_CONFIG"); dir != nullptr && *dir != '\0') {
+    return std::string(dir) + "/config.json";
   }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return CredentialLookup{};  // no file, no credentials
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_docker_config(text.str(), registry, file);
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return std::string(home) + "/.docker/config.json";
+  }
+  return {};
+}
+
+Result<CredentialLookup> load_docker_config(const std::string& path, std::string_view registry) {
+  std::string file = docker_config_file(path);
+  if (file.empty()) return CredentialLookup{};
+  auto text = read_small_file(file, kConfigLimit);
+  if (!text) {
+    if (text.error().code() == ErrorCode::kNotFound) return CredentialLookup{};  // no credentials
+    return std::unexpected(text.error());  // "open PATH: Permission denied", "read PATH: ..."
+  }
+  return parse_docker_config(*text, registry, file);
 }
 
 std::string AuthChallenge::param(const std::string& name) const {
@@ -123,51 +140,106 @@ std::string AuthChallenge::param(const std::string& name) const {
   return it == params.end() ? std::string() : it->second;
 }
 
-std::vector<AuthChallenge> parse_www_authenticate(std::string_view value) {
+Result<std::vector<AuthChallenge>> parse_www_authenticate(std::string_view value) {
+  // RFC 9110 11.6.1: 1#( auth-scheme [ 1*SP ( token68 / #auth-param ) ] ),
+  // auth-param = token BWS "=" BWS ( token / quoted-string ). Unquoted values
+  // are read up to the next comma or space (registries send realm=URL).
   std::vector<AuthChallenge> challenges;
   size_t i = 0;
-  auto skip_space = [&] {
-    while (i < value.size() && (value[i] == ' ' || value[i] == '\t' || value[i] == ',')) ++i;
+  auto bad = [&](const std::string& why) {
+    return make_error(ErrorCode::kProtocol, "WWW-Authenticate '" + std::string(value) +
+                                                "': " + why + " at offset " + std::to_string(i));
+  };
+  auto at = [&](char c) { return i < value.size() && value[i] == c; };
+  auto skip_blanks = [&] {
+    while (at(' ') || at('\t')) ++i;
+  };
+  auto is_tchar = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~/").find(c) != std::string_view::npos;
   };
   auto token = [&] {
     size_t start = i;
-    while (i < value.size() && value[i] != ' ' && value[i] != '\t' && value[i] != ',' &&
-           value[i] != '=') {
-      ++i;
-    }
+    while (i < value.size() && is_tchar(value[i])) ++i;
     return std::string(value.substr(start, i - start));
   };
   auto lower = [](std::string text) {
     for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return text;
   };
+  bool after_scheme = false;  // the last thing read was a scheme (a token68 may follow)
+  bool has_token68 = false;   // the current challenge ended with a token68
   while (true) {
-    skip_space();
+    while (at(' ') || at('\t') || at(',')) {
+      if (at(',')) after_scheme = false;
+      ++i;
+    }
     if (i >= value.size()) break;
     std::string word = token();
-    size_t after = i;
-    while (after < value.size() && (value[after] == ' ' || value[after] == '\t')) ++after;
-    bool is_param = after < value.size() && value[after] == '=' && !challenges.empty();
-    if (!is_param) {
-      challenges.push_back(AuthChallenge{lower(word), {}});
+    if (word.empty()) return bad(std::string("unexpected '") + value[i] + "'");
+    size_t name_end = i;
+    skip_blanks();
+    if (!at('=')) {
+      if (i < value.size() && !at(',') && i == name_end) {
+        return bad(std::string("unexpected '") + value[i] + "'");
+      }
+      if (after_scheme) {
+        // "Negotiate abc": a token68 after the scheme.
+        challenges.back().token68 = word;
+        after_scheme = false;
+        has_token68 = true;
+      } else {
+        challenges.push_back(AuthChallenge{lower(word), {}, {}});
+        after_scheme = true;
+        has_token68 = false;
+      }
       continue;
     }
-    // name=value or name="quoted \" value"
-    i = after + 1;
-    while (i < value.size() && (value[i] == ' ' || value[i] == '\t')) ++i;
+    // "name=value", or a token68 with padding ("abc==") right after the scheme.
+    size_t equals = i;
+    while (at('=')) ++i;
+    size_t padding_end = i;
+    skip_blanks();
+    if (after_scheme && (i >= value.size() || at(','))) {
+      challenges.back().token68 = word + std::string(value.substr(equals, padding_end - equals));
+      after_scheme = false;
+      has_token68 = true;
+      continue;
+    }
+    if (challenges.empty()) return bad("parameter '" + word + "' before any scheme");
+    if (has_token68) return bad("parameter '" + word + "' after a token68");
+    if (padding_end - equals > 1) {
+      i = equals;
+      return bad("'" + word + "' followed by more than one '='");
+    }
     std::string param_value;
-    if (i < value.size() && value[i] == '"') {
+    if (at('"')) {
       ++i;
-      while (i < value.size() && value[i] != '"') {
+      bool closed = false;
+      while (i < value.size()) {
+        if (value[i] == '"') {
+          closed = true;
+          ++i;
+          break;
+        }
         if (value[i] == '\\' && i + 1 < value.size()) ++i;
         param_value += value[i++];
       }
-      ++i;  // closing quote
+      if (!closed) return bad("the quoted value of '" + word + "' does not end");
     } else {
-      param_value = token();
+      size_t start = i;
+      while (i < value.size() && value[i] != ',' && value[i] != ' ' && value[i] != '\t') ++i;
+      if (i == start) return bad("parameter '" + word + "' has no value");
+      param_value = std::string(value.substr(start, i - start));
     }
-    challenges.back().params[lower(word)] = param_value;
+    skip_blanks();
+    if (i < value.size() && !at(',')) {
+      return bad("expected ',' after the value of '" + word + "'");
+    }
+    challenges.back().params[lower(word)] = std::move(param_value);
+    after_scheme = false;
   }
+  if (challenges.empty()) return bad("no challenge");
   return challenges;
 }
 
@@ -184,8 +256,10 @@ Result<BearerToken> parse_token_response(std::string_view body,
       return make_error(ErrorCode::kProtocol, "the token answer has no \"token\"");
     }
     long seconds = kDefaultTokenSeconds;
-    if (auto it = answer.find("expires_in"); it != answer.end() && it->is_number_integer()) {
-      seconds = std::max<long>(it->get<long>(), 0);
+    if (auto it = answer.find("expires_in"); it != answer.end() && it->is_number()) {
+      // As the Docker CLI: never less than the spec's minimum of 60 s (a
+      // server saying 0 would otherwise make every request fetch a token).
+      seconds = std::max(static_cast<long>(it->get<double>()), kMinimumTokenSeconds);
     }
     token.expires = now + std::chrono::seconds(seconds);
     return token;

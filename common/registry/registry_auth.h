@@ -4,8 +4,11 @@
 // (registry_client.cpp) does the HTTP and calls these.
 //
 // config.json: "auths" entries keyed by "host[:port]" or a URL of it
-// ("https://host/v1/"), with base64 "auth" ("user:password") or "username" +
-// "password", and "identitytoken" (an OAuth2 refresh token). Credential
+// ("https://host/v1/"), host names compared in lower case, with base64
+// "auth" ("user:password") or "username" + "password", and "identitytoken"
+// (an OAuth2 refresh token). Docker Hub's names (docker.io,
+// registry-1.docker.io, index.docker.io, and the key `docker login` writes,
+// "https://index.docker.io/v1/") are one registry. Credential
 // helpers ("credsStore", "credHelpers") are not run: when they hold this
 // registry's credentials, lookup says so (kUnsupported, naming the helper)
 // and the client reports it if and when the registry asks for credentials.
@@ -38,29 +41,39 @@ struct CredentialLookup {
 };
 
 // Finds `registry`'s credentials in config.json text (`path` names it in
-// errors). Malformed JSON or a bad "auth" value: kInvalidArgument.
+// errors). Malformed JSON, a document that is not an object, or a bad "auth"
+// value: kInvalidArgument.
 Result<CredentialLookup> parse_docker_config(std::string_view json, std::string_view registry,
                                              const std::string& path);
 // The same from a file: `path`, or "" for $DOCKER_CONFIG/config.json, else
-// ~/.docker/config.json. A missing file means no credentials.
+// ~/.docker/config.json. A missing file means no credentials; one that
+// exists but cannot be read is an error naming it (kIo).
 Result<CredentialLookup> load_docker_config(const std::string& path, std::string_view registry);
+// The file load_docker_config reads for `path` ("" when there is no HOME).
+std::string docker_config_file(const std::string& path);
 
 // One challenge of a WWW-Authenticate value: scheme in lower case ("basic",
-// "bearer"), parameters by lower-case name (quoted values unquoted).
+// "bearer"), parameters by lower-case name (quoted values unquoted, with
+// their backslash escapes undone), or a token68 ("Negotiate abc==").
 struct AuthChallenge {
   std::string scheme;
   std::map<std::string, std::string> params;
+  std::string token68;
   std::string param(const std::string& name) const;
 };
 // Every challenge in one header value ("Bearer realm=\"x\",scope=\"a,b\", Basic realm=y").
-std::vector<AuthChallenge> parse_www_authenticate(std::string_view value);
+// kProtocol naming the value and the offset when it is malformed: empty, an
+// unterminated quoted value, a parameter before any scheme or without a
+// value, a value not followed by ',' or the end.
+Result<std::vector<AuthChallenge>> parse_www_authenticate(std::string_view value);
 
 struct BearerToken {
   std::string token;
   std::chrono::steady_clock::time_point expires;
 };
-// A token endpoint's JSON answer: "token" or "access_token", "expires_in"
-// seconds (default 60). kProtocol when neither token is there.
+// A token endpoint's JSON answer: "token" (preferred) or "access_token",
+// "expires_in" seconds (default 60, and never less than 60, as the Docker
+// CLI). kProtocol when neither token is there or the body is not JSON.
 Result<BearerToken> parse_token_response(std::string_view body,
                                          std::chrono::steady_clock::time_point now);
 

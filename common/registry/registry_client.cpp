@@ -7,9 +7,9 @@
 // towards the registry's own origin, answers one 401 by authenticating
 // (Basic, or a Bearer token fetched from the challenge's realm and cached
 // per scope) and retrying, and follows up to kMaxRedirects redirects. A
-// request whose body streams from a ByteSource is never replayed; the blob
-// upload authenticates with its POST first so that its PATCH/PUT do not
-// meet a 401.
+// request whose body streams from a ByteSource is never replayed; blob
+// uploads therefore send each chunk (at most kUploadChunk) from memory, so
+// that a PATCH or PUT meeting a 401 is answered and sent again.
 //
 // Error codes: 401/403 kVerifyFailed, 404 kNotFound (nullopt where the
 // interface says so), 400 with DIGEST_INVALID kVerifyFailed, other 4xx
@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <span>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -248,9 +249,11 @@ class RegistryClientImpl final : public RegistryClient {
         return with_context(opened.connection->read_body(sink, kNoLimit), context(call));
       }
       if (response.status == 416) {
-        // Nothing left when the offset is the size ("bytes */SIZE").
+        // Nothing left when the offset is the size ("bytes */SIZE"). The
+        // body is not read: distribution 2.8 declares the blob's length
+        // there but sends a one-line message, and would leave us waiting.
         std::string range = response.header("Content-Range");
-        DS_RETURN_IF_ERROR(opened.connection->discard_body(kSmallBodyLimit));
+        opened.connection->close();
         if (range == "bytes */" + std::to_string(offset)) return ok_status();
         return make_error(ErrorCode::kInvalidArgument,
                           context(call) + ": offset " + std::to_string(offset) +
@@ -289,6 +292,16 @@ class RegistryClientImpl final : public RegistryClient {
       if (opened.response.status != 202) return std::unexpected(fail(start, opened));
       DS_ASSIGN_OR_RETURN(Url location, next_location(start, opened));
 
+      // Each request's body is read into memory first (at most one chunk),
+      // so open() can replay it: after a 401 (a token that expired while
+      // the previous chunk went up, or one the registry no longer honours)
+      // and on a fresh connection when a kept-alive one was closed.
+      std::string chunk;
+      auto next_chunk = [&](uint64_t offset, uint64_t n) -> Status {
+        chunk.resize(static_cast<size_t>(n));
+        return read_exact(content, std::span<char>(chunk.data(), chunk.size()),
+                          "blob " + digest.str() + " at offset " + std::to_string(offset));
+      };
       if (size > kUploadChunk) {
         for (uint64_t offset = 0; offset < size;) {
           uint64_t n = std::min(kUploadChunk, size - offset);
@@ -296,10 +309,18 @@ class RegistryClientImpl final : public RegistryClient {
           patch.headers = {
               {"Content-Type", "application/octet-stream"},
               {"Content-Range", std::to_string(offset) + "-" + std::to_string(offset + n - 1)}};
-          patch.source = &content;
-          patch.source_size = n;
+          DS_RETURN_IF_ERROR(next_chunk(offset, n));
+          patch.body = chunk;
           DS_ASSIGN_OR_RETURN(Opened answer, open(patch));
           if (answer.response.status != 202) return std::unexpected(fail(patch, answer));
+          // The registry says how much of the upload it holds ("0-LAST").
+          std::string held = answer.response.header("Range");
+          std::string expected = "0-" + std::to_string(offset + n - 1);
+          if (!held.empty() && held != expected && held != "bytes=" + expected) {
+            answer.connection->close();
+            return std::unexpected(protocol_error(
+                patch, "upload state: the registry holds " + held + ", not " + expected));
+          }
           DS_ASSIGN_OR_RETURN(location, next_location(patch, answer));
           offset += n;
         }
@@ -310,8 +331,8 @@ class RegistryClientImpl final : public RegistryClient {
       Call put{HttpMethod::kPut, target, scope};
       put.headers.emplace_back("Content-Type", "application/octet-stream");
       if (size <= kUploadChunk) {
-        put.source = &content;
-        put.source_size = size;
+        DS_RETURN_IF_ERROR(next_chunk(0, size));
+        put.body = chunk;
       }
       DS_ASSIGN_OR_RETURN(Opened done, open(put));
       if (done.response.status != 201) return std::unexpected(fail(put, done));
@@ -476,11 +497,21 @@ class RegistryClientImpl final : public RegistryClient {
   // Answers a 401: Basic from now on, or a Bearer token for the call's scope.
   Status authenticate(const Call& call, const HttpResponse& response) {
     std::optional<AuthChallenge> bearer, basic;
+    std::optional<Error> malformed;
     for (const auto& value : response.all("WWW-Authenticate")) {
-      for (auto& challenge : parse_www_authenticate(value)) {
+      auto challenges = parse_www_authenticate(value);
+      if (!challenges) {
+        if (!malformed) malformed = std::move(challenges.error());
+        continue;
+      }
+      for (auto& challenge : *challenges) {
         if (challenge.scheme == "bearer" && !bearer) bearer = challenge;
         if (challenge.scheme == "basic" && !basic) basic = challenge;
       }
+    }
+    // A malformed value matters only when no other one can be answered.
+    if (!bearer && !basic && malformed) {
+      return std::unexpected(std::move(*malformed).with_context(context(call) + ": 401"));
     }
     const Credentials& credentials = credentials_.credentials;
     if (bearer) return fetch_token(call, *bearer);
@@ -553,7 +584,9 @@ class RegistryClientImpl final : public RegistryClient {
     if (!options_.username.empty()) {
       return " (check the user name and password given for " + registry_ + ")";
     }
-    return " (log in with docker login " + registry_ + ", or check ~/.docker/config.json)";
+    std::string file = docker_config_file(options_.docker_config);
+    return " (log in with docker login " + registry_ + ", or give credentials for " + registry_ +
+           " in " + (file.empty() ? std::string("~/.docker/config.json") : file) + ")";
   }
 
   // The error for an unexpected status: reads the (small) body for the

@@ -19,7 +19,10 @@
 //     small blobs and manifests fetched by digest are verified here;
 //   - blob uploads: skipped when the blob is there (HEAD); POST then one
 //     PUT for small blobs, POST + PATCH chunks + PUT for large ones (the
-//     Location and Range answers followed as the spec says);
+//     Location and Range answers followed as the spec says); each chunk
+//     (at most 8 MiB) is read into memory before it is sent, so a 401
+//     part-way (a token that expired during a long upload) is answered by
+//     authenticating again and resending that chunk;
 //   - manifests by tag or digest with the Accept list for OCI index/
 //     manifest and Docker v2 list/manifest (and any artifact manifest);
 //   - the referrers API (GET /v2/<repo>/referrers/<digest>) where the

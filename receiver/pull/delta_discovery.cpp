@@ -1,10 +1,10 @@
-// See delta_discovery.h. The three ways are tried in order and the first
-// that lists anything wins: a registry with the API lists every delta there,
-// publish keeps the tag schema's index on registries without it, and the
-// per-basis tags find deltas whose index update was lost (two publishers
-// racing on the index) or pushed by hand.
+// See delta_discovery.h. The referrers API, else the tag schema's index,
+// lists the deltas (publish keeps the index on registries without the API);
+// when none of them starts from an image held, the per-basis tags of those
+// images find deltas whose index update was lost or that were pushed by hand.
 #include "receiver/pull/delta_discovery.h"
 
+#include <algorithm>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -48,10 +48,16 @@ Result<std::vector<DeltaOffer>> discover_deltas(RegistryClient& client,
                                                 const Digest& subject,
                                                 const std::vector<Digest>& local_configs) {
   std::vector<std::pair<Digest, std::string>> listed;
+  std::set<std::string> bases_listed;  // io.deltasync.base.config of what the lists name
+  auto note = [&](const RegistryDescriptor& d, const char* how) {
+    if (d.artifact_type != kDeltaArtifactType) return;
+    listed.emplace_back(d.digest, how);
+    if (auto it = d.annotations.find(kAnnotationBaseConfig); it != d.annotations.end())
+      bases_listed.insert(it->second);
+  };
   DS_ASSIGN_OR_RETURN(auto api, client.referrers(repository, subject, kDeltaArtifactType));
   if (api) {
-    for (const auto& d : *api)
-      if (d.artifact_type == kDeltaArtifactType) listed.emplace_back(d.digest, "referrers API");
+    for (const auto& d : *api) note(d, "referrers API");
   } else {
     DS_ASSIGN_OR_RETURN(auto index, client.get_manifest(repository, referrers_tag(subject)));
     if (index) {
@@ -59,14 +65,19 @@ Result<std::vector<DeltaOffer>> discover_deltas(RegistryClient& client,
       if (!entries) {
         spdlog::warn("{}:{}: {}", repository, referrers_tag(subject), entries.error().message());
       } else {
-        for (const auto& d : *entries)
-          if (d.artifact_type == kDeltaArtifactType) listed.emplace_back(d.digest, "referrers tag");
+        for (const auto& d : *entries) note(d, "referrers tag");
       }
     }
   }
-  if (listed.empty()) {
+  // When no listed delta starts from an image held, the per-basis tags of
+  // those images: a delta whose index update was lost is still found, and a
+  // site that has a listed basis pays no probes.
+  bool basis_listed = std::any_of(local_configs.begin(), local_configs.end(),
+                                  [&](const Digest& c) { return bases_listed.count(c.str()) > 0; });
+  if (!basis_listed) {
     size_t probes = 0;
     for (const auto& config : local_configs) {
+      if (bases_listed.count(config.str())) continue;
       if (++probes > kMaxTagProbes) break;
       DS_ASSIGN_OR_RETURN(auto head, client.head_manifest(repository, delta_tag(subject, config)));
       if (head) listed.emplace_back(head->digest, "delta tag");

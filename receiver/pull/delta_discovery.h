@@ -1,7 +1,8 @@
 // Finding the deltas a registry offers for a target manifest
 // (common/registry/delta_artifact.h): the referrers API where the registry
-// answers it, else the referrers tag schema's index, else the deterministic
-// tag of each basis the caller holds. Each offer is read in full (artifact
+// answers it, else the referrers tag schema's index, and, when those list
+// no delta from a basis the caller holds (by the io.deltasync.base.config
+// annotation), the deterministic tag of each basis it holds. Each offer is read in full (artifact
 // manifest and config, both verified by digest), so the caller can tell
 // whether it holds the offer's base before fetching any part.
 //

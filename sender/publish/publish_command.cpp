@@ -5,7 +5,8 @@
 //      bundle`'s code (signed the same way), cut it into parts, upload the
 //      parts the registry lacks, then the delta's config and manifest (by
 //      digest), its deterministic tag, and the referrers tag schema's index
-//      (when the registry has no referrers API);
+//      (when the registry has no referrers API; referrers_tag_update.h:
+//      foreign or stale entries dropped, a lost race merged again);
 //   3. report what was pushed, per base.
 // Nothing a receiver could see points at a delta before all its blobs are
 // in the registry: the manifest goes after its blobs, the tags after it.
@@ -24,6 +25,7 @@
 #include "sender/commands/bundle_command.h"
 #include "sender/commands/open_images.h"
 #include "sender/publish/image_push.h"
+#include "sender/publish/referrers_tag_update.h"
 
 namespace deltasync {
 
@@ -41,6 +43,8 @@ struct PublishedDelta {
   std::vector<std::string> part_digests;
   uint64_t bytes_uploaded = 0;
   double encode_seconds = 0;
+  int index_rounds = 0;                    // referrers tag rounds (0: the registry has the API)
+  std::vector<std::string> index_dropped;  // entries removed from it as not belonging
 };
 
 Result<Digest> hash_range(int fd, uint64_t offset, uint64_t length, const std::string& name) {
@@ -48,18 +52,6 @@ Result<Digest> hash_range(int fd, uint64_t offset, uint64_t length, const std::s
   HashingSink hashed;
   DS_RETURN_IF_ERROR(copy_exact(source, hashed, length, name));
   return hashed.digest();
-}
-
-// The referrers tag schema (distribution-spec 1.1): keep tag sha256-<hex>
-// of the subject listing every delta, for registries without the API.
-Status update_referrers_tag(RegistryClient& client, const std::string& repository,
-                            const Digest& subject, const RegistryDescriptor& entry) {
-  std::string tag = referrers_tag(subject);
-  DS_ASSIGN_OR_RETURN(auto existing, client.get_manifest(repository, tag));
-  DS_ASSIGN_OR_RETURN(std::string index,
-                      add_to_referrers_index(existing ? existing->body : "", entry));
-  DS_RETURN_IF_ERROR(client.put_manifest(repository, tag, media_type::kOciIndex, index));
-  return ok_status();
 }
 
 Result<PublishedDelta> publish_delta(RegistryClient& client, const std::string& repository,
@@ -153,7 +145,12 @@ Result<PublishedDelta> publish_delta(RegistryClient& client, const std::string& 
   entry.artifact_type = kDeltaArtifactType;
   entry.annotations = manifest.annotations;
   DS_ASSIGN_OR_RETURN(auto api, client.referrers(repository, subject.digest, kDeltaArtifactType));
-  if (!api) DS_RETURN_IF_ERROR(update_referrers_tag(client, repository, subject.digest, entry));
+  if (!api) {
+    DS_ASSIGN_OR_RETURN(ReferrersTagUpdate update,
+                        update_referrers_tag(client, repository, subject.digest, entry));
+    out.index_rounds = update.rounds;
+    out.index_dropped = std::move(update.dropped);
+  }
   std::error_code ec;
   std::filesystem::remove(bundle_path, ec);
   return out;
@@ -218,7 +215,9 @@ Status run_publish_command(const PublishCommandOptions& options) {
                       {"parts", d.parts},
                       {"part_digests", d.part_digests},
                       {"bytes_uploaded", d.bytes_uploaded},
-                      {"encode_seconds", d.encode_seconds}});
+                      {"encode_seconds", d.encode_seconds},
+                      {"referrers_tag_rounds", d.index_rounds},
+                      {"referrers_tag_dropped", d.index_dropped}});
     Json out = {{"registry", where.registry},
                 {"repository", where.repository},
                 {"tag", where.tag},

@@ -11,11 +11,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "common/io/file.h"
+#include "common/registry/delta_artifact.h"
 #include "tests/support/background_process.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/test_engines.h"
@@ -270,6 +273,71 @@ TEST_F(RegistryPullTest, ThreeSitesEndWithTheSameImage) {
       if (e.path().filename() != "state") ++leftovers;
     EXPECT_EQ(leftovers, 0u) << s;
   }
+}
+
+TEST_F(RegistryPullTest, ConcurrentPublishesOfDifferentBasesAreBothListed) {
+  // Two build hosts publish deltas to the same target at once, from
+  // different bases: both update the referrers tag index, which
+  // distribution 2.8 lets the last PUT win. (referrers_tag_test makes the
+  // race certain; here it is the real command, end to end.)
+  start_registry({.tls = true, .basic_auth = true});
+  auto image = publish({});  // the target first, so both deltas have the same subject
+  ASSERT_TRUE(image.ok()) << image.error_output;
+  CommandResult from_1, from_15;
+  std::thread one([&] { from_1 = publish({"1"}); });
+  std::thread other([&] { from_15 = publish({"1.5"}); });
+  one.join();
+  other.join();
+  ASSERT_TRUE(from_1.ok()) << from_1.error_output;
+  ASSERT_TRUE(from_15.ok()) << from_15.error_output;
+  Json p1 = parse_json_output(from_1), p15 = parse_json_output(from_15);
+  ASSERT_EQ(p1["deltas"].size(), 1u);
+  ASSERT_EQ(p15["deltas"].size(), 1u);
+  ASSERT_EQ(p1["manifest_digest"], p15["manifest_digest"]);
+  auto subject = Digest::parse(p1["manifest_digest"].get<std::string>());
+  ASSERT_TRUE(subject);
+
+  auto client = RegistryClient::create(registry_->host(), registry_->client_options());
+  ASSERT_TRUE(client) << client.error().message();
+  auto index = (*client)->get_manifest(repo_, referrers_tag(*subject));
+  ASSERT_TRUE(index && *index) << (index ? "no index" : index.error().message());
+  auto entries = parse_index_descriptors((*index)->body);
+  ASSERT_TRUE(entries) << entries.error().message();
+  std::set<std::string> listed;
+  for (const auto& d : *entries) listed.insert(d.digest.str());
+  EXPECT_EQ(listed.size(), 2u) << (*index)->body;
+  for (const Json* p : {&p1, &p15})
+    EXPECT_TRUE(listed.count((*p)["deltas"][0]["manifest_digest"].get<std::string>()))
+        << (*index)->body;
+
+  // A site holding 1.5 finds its delta through the index.
+  clear_site();
+  give_site("1.5");
+  auto b = pull(temp_->path() / "store-b");
+  ASSERT_TRUE(b.ok()) << b.error_output;
+  Json rb = parse_json_output(b);
+  EXPECT_EQ(rb["outcome"], "delta") << b.output;
+  EXPECT_EQ(rb["delta_from"], ids_["1.5"]);
+  EXPECT_EQ(rb["delta_found_by"], "referrers tag");
+  expect_site_has_version_2();
+
+  // Had the index update from 1.5 been lost (an older publisher, a race
+  // beyond the retries), the index lists only the delta from 1: a site
+  // holding 1.5 still finds its delta through the per-basis tag.
+  RegistryDescriptor only_1;
+  for (const auto& d : *entries)
+    if (d.digest.str() == p1["deltas"][0]["manifest_digest"].get<std::string>()) only_1 = d;
+  ASSERT_TRUE((*client)->put_manifest(repo_, referrers_tag(*subject), media_type::kOciIndex,
+                                      referrers_index_json({only_1})));
+  clear_site();
+  give_site("1.5");
+  auto c = pull(temp_->path() / "store-c");
+  ASSERT_TRUE(c.ok()) << c.error_output;
+  Json rc = parse_json_output(c);
+  EXPECT_EQ(rc["outcome"], "delta") << c.output;
+  EXPECT_EQ(rc["delta_from"], ids_["1.5"]);
+  EXPECT_EQ(rc["delta_found_by"], "delta tag");
+  expect_site_has_version_2();
 }
 
 TEST_F(RegistryPullTest, ReferrersApiAndTokenAuth) {

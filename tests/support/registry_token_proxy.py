@@ -10,6 +10,8 @@ client what Debian's distribution 2.8 lacks:
                  service="test-registry",scope="repository:<repo>:pull,push";
                  GET /token checks Basic credentials (--user/--password) and
                  returns {"token": ..., "expires_in": 300}.
+  --token-ttl S  tokens stop working S seconds after they were issued (the
+                 answer still says 300): a token that dies during an upload.
   --referrers    remembers every manifest PUT with a "subject" and answers
                  GET /v2/<repo>/referrers/<digest>[?artifactType=X] with an OCI
                  index (and sets OCI-Subject on such PUT answers). Without it
@@ -34,6 +36,7 @@ import secrets
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 
 CHUNK = 1 << 16
@@ -43,7 +46,7 @@ REPO_RE = re.compile(r"^/v2/(.+?)/(manifests|blobs|tags|referrers)(/|$)")
 
 args = None
 lock = threading.Lock()
-tokens = set()
+tokens = {}  # token -> time issued
 stats = {"requests": 0, "blob_egress": {}}
 referrers = {}  # (repo, subject digest) -> [descriptor]
 
@@ -71,7 +74,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not args.token_auth:
             return True
         auth = self.headers.get("Authorization", "")
-        if auth.startswith("Bearer ") and auth[7:] in tokens:
+        issued = tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
+        if issued is not None and (not args.token_ttl or time.time() - issued < args.token_ttl):
             return True
         self.read_body()  # keep the connection usable
         m = REPO_RE.match(path)
@@ -80,6 +84,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                                              self.headers["Host"])
         if m:
             challenge += ',scope="repository:%s:pull,push"' % m.group(1)
+        if issued is not None:
+            challenge += ',error="invalid_token"'
         err = {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}
         self.reply(401, json.dumps(err).encode(), [("WWW-Authenticate", challenge),
                                                     ("Content-Type", "application/json")])
@@ -92,7 +98,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(401, json.dumps(err).encode(), [("Content-Type", "application/json")])
         t = secrets.token_hex(16)
         with lock:
-            tokens.add(t)
+            tokens[t] = time.time()
         self.reply(200, json.dumps({"token": t, "expires_in": 300}).encode(),
                    [("Content-Type", "application/json")])
 
@@ -205,6 +211,7 @@ def main():
     p.add_argument("--referrers", action="store_true")
     p.add_argument("--user", default="")
     p.add_argument("--password", default="")
+    p.add_argument("--token-ttl", type=float, default=0)
     p.add_argument("--tls-cert", default="")
     p.add_argument("--tls-key", default="")
     args = p.parse_args()

@@ -167,6 +167,9 @@ void TestRegistry::launch() {
                                   "--upstream-port", std::to_string(registry_port_)};
     if (options_.token_auth) {
       argv.insert(argv.end(), {"--token-auth", "--user", kUser, "--password", kPassword});
+      if (options_.token_ttl_seconds > 0) {
+        argv.insert(argv.end(), {"--token-ttl", std::to_string(options_.token_ttl_seconds)});
+      }
     }
     if (options_.referrers_api) argv.push_back("--referrers");
     if (options_.tls) {

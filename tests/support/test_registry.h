@@ -35,6 +35,9 @@ struct TestRegistryOptions {
   bool basic_auth = false;     // htpasswd auth in the registry itself
   bool token_auth = false;     // put the token proxy in front (Bearer dance)
   bool referrers_api = false;  // the proxy also answers GET /v2/<repo>/referrers/<digest>
+  // With token_auth: tokens stop working this long after they were issued
+  // (their answer still says 300 s); 0 = never.
+  double token_ttl_seconds = 0;
 };
 
 class TestRegistry {

@@ -127,6 +127,82 @@ TEST(DeltaArtifactTest, ReferrersIndexAddsAndReplaces) {
   EXPECT_FALSE(add_to_referrers_index("{\"manifests\": 3}", a));
 }
 
+RegistryManifest fetched(std::string body, std::string media_type = media_type::kOciManifest) {
+  RegistryManifest m;
+  m.media_type = std::move(media_type);
+  m.digest = Digest::of(body);
+  m.body = std::move(body);
+  return m;
+}
+
+RegistryDescriptor entry_for(const RegistryManifest& m, std::string artifact_type) {
+  return {m.media_type, m.digest, m.body.size(), std::move(artifact_type), {}};
+}
+
+TEST(DeltaArtifactTest, ReferrersTagEntriesMustNameTheSubject) {
+  DeltaArtifactManifest delta = sample_manifest();  // subject: Digest::of("manifest")
+  const Digest subject = delta.subject.digest;
+  auto ours = fetched(delta.to_json());
+  EXPECT_EQ(referrer_entry_problem(entry_for(ours, kDeltaArtifactType), ours, subject),
+            std::nullopt);
+  // Another subject: a delta of another image listed here by mistake.
+  auto problem = referrer_entry_problem(entry_for(ours, kDeltaArtifactType), ours,
+                                        Digest::of("another image"));
+  ASSERT_TRUE(problem);
+  EXPECT_NE(problem->find("its subject is " + subject.str()), std::string::npos) << *problem;
+  // A foreign artifact (a signature) with the right subject belongs there.
+  std::string signature =
+      R"({"schemaVersion":2,"mediaType":")" + std::string(media_type::kOciManifest) +
+      R"(","artifactType":"application/vnd.example.sig","config":{}, "layers":[],)"
+      R"("subject":{"mediaType":")" +
+      media_type::kDockerManifest + R"(","digest":")" + subject.str() + R"(","size":527}})";
+  auto sig = fetched(signature);
+  EXPECT_EQ(referrer_entry_problem(entry_for(sig, "application/vnd.example.sig"), sig, subject),
+            std::nullopt);
+  // ...but one claiming to be a delta must be one.
+  auto fake = referrer_entry_problem(entry_for(sig, kDeltaArtifactType), sig, subject);
+  ASSERT_TRUE(fake);
+  EXPECT_NE(fake->find("not a deltasync delta"), std::string::npos) << *fake;
+  // No subject at all; a size that is not the manifest's; not a manifest.
+  auto plain = fetched(R"({"schemaVersion":2,"layers":[]})");
+  auto none = referrer_entry_problem(entry_for(plain, ""), plain, subject);
+  ASSERT_TRUE(none);
+  EXPECT_NE(none->find("no subject"), std::string::npos) << *none;
+  RegistryDescriptor wrong_size = entry_for(ours, kDeltaArtifactType);
+  wrong_size.size += 1;
+  EXPECT_TRUE(referrer_entry_problem(wrong_size, ours, subject));
+  auto config_blob = fetched(delta.to_json(), "application/octet-stream");
+  EXPECT_TRUE(
+      referrer_entry_problem(entry_for(config_blob, kDeltaArtifactType), config_blob, subject));
+  // The entry names other bytes than those fetched.
+  RegistryDescriptor elsewhere = entry_for(ours, kDeltaArtifactType);
+  elsewhere.digest = Digest::of("x");
+  EXPECT_TRUE(referrer_entry_problem(elsewhere, ours, subject));
+}
+
+TEST(DeltaArtifactTest, ReferrersTagMustHoldAnIndexToBeRewritten) {
+  RegistryDescriptor a{media_type::kOciManifest, Digest::of("a"), 10, kDeltaArtifactType, {}};
+  std::string index = referrers_index_json({a});
+  auto listed = parse_referrers_tag_index(fetched(index, media_type::kOciIndex));
+  ASSERT_TRUE(listed) << listed.error().message();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].digest, a.digest);
+  // Served as plain JSON: the body's mediaType decides.
+  EXPECT_TRUE(parse_referrers_tag_index(fetched(index, "application/json")));
+  // An image manifest someone tagged sha256-<hex>: not ours to replace.
+  auto image = parse_referrers_tag_index(fetched(R"({"schemaVersion":2,"mediaType":")" +
+                                                     std::string(media_type::kDockerManifest) +
+                                                     R"(","layers":[]})",
+                                                 media_type::kDockerManifest));
+  ASSERT_FALSE(image);
+  EXPECT_EQ(image.error().code(), ErrorCode::kCorrupt);
+  EXPECT_NE(image.error().message().find("not an OCI index"), std::string::npos)
+      << image.error().message();
+  // An index body served under another type, and an index without mediaType.
+  EXPECT_FALSE(parse_referrers_tag_index(fetched(index, media_type::kOciManifest)));
+  EXPECT_FALSE(parse_referrers_tag_index(fetched(R"({"manifests":[]})", "")));
+}
+
 TEST(WatchLoopTest, DelaysJitterAndBackOff) {
   using std::chrono::milliseconds;
   using std::chrono::seconds;
