@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Do librsync literals compress better with the rebuilt bytes before them?
 
-    literal-context.py OLD.tar NEW.tar       (docker save archives)
-    literal-context.py OLD_DIR NEW_DIR       (unpacked trees)
+    literal-context.py [--min-block N] OLD.tar NEW.tar   (docker save archives)
+    literal-context.py [--min-block N] OLD_DIR NEW_DIR   (unpacked trees)
     (apt-get install rdiff python3-zstandard; Debian's /usr/bin/python3)
 
 rsync's zlib token coding (token.c, Z_INSERT_ONLY) puts the matched blocks
@@ -11,7 +11,8 @@ before it in the rebuilt file, which both sides hold. deltasend's REMOTE
 stream instead compresses the literal runs of all files as one zstd stream
 (level 9 at default effort). This measures both on the changed files of a
 pair (same path, other content; as rsync-floor.py): one-round librsync deltas
-at deltasend's one-round block size (~sqrt(size), 256 B - 64 KiB), then the
+at deltasend's one-round block size (~sqrt(size), at least --min-block, by
+default 1024 as choose_signature_params; 256 before 2026-12-03), then the
 literal runs' bytes coded
 
   alone-one-stream-L*     all runs of all files in one zstd stream (today);
@@ -39,9 +40,9 @@ WINDOWS = (128 << 10, 1 << 20)
 LEVELS = (9, 19)
 
 
-def block_len(size):
+def block_len(size, floor):
     """deltasend's one-round block size (choose_signature_params)."""
-    return min(max((int(math.sqrt(size)) + 64) // 128 * 128, 256), 65536)
+    return min(max((int(math.sqrt(size)) + 64) // 128 * 128, floor), 65536)
 
 
 def literal_runs(delta):
@@ -97,11 +98,15 @@ def framed(data, prefix, level):
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    floor = 1024
+    if len(args) == 4 and args[0] == "--min-block" and args[1].isdigit():
+        floor, args = int(args[1]), args[2:]
+    if len(args) != 2:
         sys.exit(__doc__.split("\n\n")[1])
     if shutil.which("rdiff") is None:
         sys.exit("literal-context: rdiff is not installed (apt-get install rdiff)")
-    old, new = sys.argv[1:]
+    old, new = args
     pairs = (tree_pairs(old, new) if os.path.isdir(old) else
              changed_files(old, new, "literal-context"))
     literals = bytearray()
@@ -115,7 +120,7 @@ def main():
                 f.write(base)
             with open(n, "wb") as f:
                 f.write(data)
-            subprocess.run(["rdiff", "-f", "-b", str(block_len(len(base))), "-S", "12",
+            subprocess.run(["rdiff", "-f", "-b", str(block_len(len(base), floor)), "-S", "12",
                             "signature", o, s], check=True)
             subprocess.run(["rdiff", "-f", "delta", s, n, d], check=True)
             with open(d, "rb") as f:
