@@ -107,8 +107,12 @@ rm -rf "$work/libexec" && mkdir -p "$work/libexec"
 if [ -d "$build_dir/libexec/deltasync" ]; then cp -r "$build_dir/libexec/deltasync" "$work/libexec/"; fi
 deltasend="$work/bin/deltasend"
 deltarecvd="$work/bin/deltarecvd"
-"$deltasend" --help 2>/dev/null | grep -q -- "--no-local-basis" || die "$deltasend has no --to / --no-local-basis"
-"$deltarecvd" --help 2>/dev/null | grep -q -- "--listen" || die "$deltarecvd has no --listen"
+# (The help text is read whole first: `grep -q` on the pipe would close it
+# early, and under pipefail the writer's SIGPIPE fails the check at random.)
+send_help="$("$deltasend" --help 2>/dev/null || true)"
+recv_help="$("$deltarecvd" --help 2>/dev/null || true)"
+grep -q -- "--no-local-basis" <<<"$send_help" || die "$deltasend has no --to / --no-local-basis"
+grep -q -- "--listen" <<<"$recv_help" || die "$deltarecvd has no --listen"
 export DELTASEND="$deltasend"
 # The pinned .debs the generators download: reuse run-wire-bench.sh's cache.
 if [ ! -d "$work/.debs" ] && [ -d /var/tmp/deltasync-bench-work/.debs ]; then
@@ -587,23 +591,28 @@ print("REMOTE against LOCAL with the basis from the sender's layer cache (the en
       "holds OLD), and REMOTE against rsync and the one-round floor. 'fixed' is one session with "
       "a full handshake and nothing to send (TLS, Hello, Inventory, Commit, Result), as both runs "
       "pay it; every ratio is on bytes without it. rsync: `rsync -a --no-whole-file -z` of the "
-      "root filesystems (no ssh); floor: rsync-floor.py (signatures + deltas of same-path files, "
-      "best block size with hindsight; no index, no new files):")
+      "root filesystems (no ssh), the cheapest run that leaves the copy equal to NEW: plain -a "
+      "(quick check: size + mtime) when it does, else with --checksum; 'rsync -a (stale)' is "
+      "plain -a with the files it left different; floor: rsync-floor.py (signatures + deltas of "
+      "same-path files, best block size with hindsight; no index, no new files):")
 print()
 print("| pair | fixed | remote - fixed | local from cache - fixed (basis from) | remote / local-cache "
-      "| rsync | remote / rsync | floor | remote / floor |")
-print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+      "| rsync -a (stale) | rsync -a --checksum | rsync (exact) | remote / rsync | floor | remote / floor |")
+print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 for r in rows:
     fixed = r["fixed"]["socket_bytes"]
     rem = r["remote"]["socket_bytes"] - fixed
     lc = r["local_cache"]["socket_bytes"] - fixed
-    rs = r.get("baselines", {}).get("rsync_bytes")
+    bl = r.get("baselines", {})
+    rs = bl.get("rsync_bytes")
     fl = r.get("floor", {}).get("oracle_bytes")
     q = lambda x, y: "%.2fx" % (x / y) if x is not None and y else "n/a"
-    print("| %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s |" % (
+    n = lambda x: format(x, ",") if x is not None else "n/a"
+    quick = "%s (%s)" % (n(bl.get("rsync_quick_bytes")), bl.get("rsync_quick_stale_files", "?"))
+    print("| %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s |" % (
         r["pair"], format(fixed, ","), format(rem, ","), format(lc, ","),
-        r["local_cache"].get("basis_source") or "?", q(rem, lc),
-        format(rs, ",") if rs is not None else "n/a", q(rem, rs),
+        r["local_cache"].get("basis_source") or "?", q(rem, lc), quick,
+        n(bl.get("rsync_checksum_bytes")), n(rs), q(rem, rs),
         format(fl, ",") if fl is not None else "n/a", q(rem, fl)))
 print()
 print("The layer cache: what keeping OLD cost (a send of OLD the site already held, so the run is "

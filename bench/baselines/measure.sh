@@ -22,10 +22,23 @@
 #   changed_files_source       "deltasend" ($DELTASEND diff --json) or
 #                              "rootfs" (comparison of the unpacked trees)
 #   rsync_bytes                "Total bytes sent" + "Total bytes received" of
-#                              `rsync -a --no-whole-file -z --delete --stats`
-#                              from NEW's unpacked root filesystem onto a copy
-#                              of OLD's (both from docker create + export);
-#   rsync_sent, rsync_received, rsync_seconds
+#                              the cheapest rsync that leaves the copy equal
+#                              to NEW: `rsync -a --no-whole-file -z --delete
+#                              --stats` from NEW's unpacked root filesystem
+#                              onto a copy of OLD's (both from docker create
+#                              + export) when that is exact, else the same
+#                              with --checksum. Plain -a trusts size + mtime
+#                              (its quick check) and skips a changed file of
+#                              the same size and mtime; images built with
+#                              fixed mtimes (os-update: 0 everywhere) have
+#                              many, and rsync then leaves them stale;
+#   rsync_sent, rsync_received, rsync_seconds, rsync_mode ("quick-check" or
+#                              "checksum"): of the run rsync_bytes counts
+#   rsync_quick_bytes, rsync_quick_stale_files   plain -a: bytes, and files
+#                              (regular files, symlinks) of NEW it left
+#                              different or missing
+#   rsync_checksum_bytes, rsync_checksum_sent, rsync_checksum_received
+#                              the --checksum run (always exact: checked)
 #   zstd_patch_bytes           `zstd -19 --long=31 --patch-from=OLD_LAYERS`
 #                              of the missing layers, where OLD_LAYERS is the
 #                              concatenation of OLD's layer tars (in order) and
@@ -219,15 +232,53 @@ changed_bytes="$( (tar --no-recursion --null --numeric-owner -C "$M/new-root" -T
   tar -C "$M/meta" -cf - .removed) | gzip -6 -n -c | wc -c)"
 
 # --- rsync of the unpacked root filesystems (delta algorithm on). -----------
-cp -a "$M/old-root" "$M/dst-root"
-rm -rf "$M/old-root"
-start="$(date +%s.%N)"
-rsync -a --no-whole-file -z --delete --stats "$M/new-root/" "$M/dst-root/" >"$M/rsync.out" 2>"$M/rsync.err" ||
-  die "rsync failed: $(tail -n 3 "$M/rsync.err")"
-end="$(date +%s.%N)"
-rsync_sent="$(sed -n 's/^Total bytes sent: *//p' "$M/rsync.out" | tr -d ',')"
-rsync_recv="$(sed -n 's/^Total bytes received: *//p' "$M/rsync.out" | tr -d ',')"
-[ -n "$rsync_sent" ] && [ -n "$rsync_recv" ] || die "cannot parse rsync --stats output"
+# rsync_run NAME ARGS...: rsync NEW's root onto a fresh copy of OLD's, then
+# sets NAME_sent, NAME_recv, NAME_secs and NAME_stale (files of NEW the copy
+# does not equal afterwards).
+rsync_run() {
+  local name="$1" start end sent recv stale
+  shift
+  rm -rf "$M/dst-root"
+  cp -a "$M/old-root" "$M/dst-root"
+  start="$(date +%s.%N)"
+  rsync -a --no-whole-file -z --delete --stats "$@" "$M/new-root/" "$M/dst-root/" >"$M/rsync-$name.out" \
+    2>"$M/rsync-$name.err" || die "rsync $* failed: $(tail -n 3 "$M/rsync-$name.err")"
+  end="$(date +%s.%N)"
+  sent="$(sed -n 's/^Total bytes sent: *//p' "$M/rsync-$name.out" | tr -d ',')"
+  recv="$(sed -n 's/^Total bytes received: *//p' "$M/rsync-$name.out" | tr -d ',')"
+  [ -n "$sent" ] && [ -n "$recv" ] || die "cannot parse rsync --stats output"
+  stale="$(python3 - "$M/new-root" "$M/dst-root" <<'PY'
+import filecmp, os, sys
+new, dst = sys.argv[1], sys.argv[2]
+stale = 0
+for d, _, files in os.walk(new):
+    for f in files:
+        p = os.path.join(d, f)
+        q = os.path.join(dst, os.path.relpath(p, new))
+        if os.path.islink(p):
+            stale += not (os.path.islink(q) and os.readlink(p) == os.readlink(q))
+        elif os.path.isfile(p):
+            stale += not (os.path.isfile(q) and not os.path.islink(q) and filecmp.cmp(p, q, shallow=False))
+print(stale)
+PY
+)"
+  printf -v "${name}_sent" %s "$sent"
+  printf -v "${name}_recv" %s "$recv"
+  printf -v "${name}_secs" %s "$(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))' "$start" "$end")"
+  printf -v "${name}_stale" %s "$stale"
+}
+quick_sent="" quick_recv="" quick_secs="" quick_stale=""
+checksum_sent="" checksum_recv="" checksum_secs="" checksum_stale=""
+rsync_run quick
+rsync_run checksum --checksum
+rm -rf "$M/old-root" "$M/dst-root"
+[ "$checksum_stale" = 0 ] || die "rsync --checksum left $checksum_stale files different from NEW"
+if [ "$quick_stale" = 0 ]; then
+  rsync_mode=quick-check rsync_sent=$quick_sent rsync_recv=$quick_recv rsync_secs=$quick_secs
+else
+  echo "measure: $PAIR: rsync -a left $quick_stale changed files stale (same size and mtime); rsync_bytes is the --checksum run" >&2
+  rsync_mode=checksum rsync_sent=$checksum_sent rsync_recv=$checksum_recv rsync_secs=$checksum_secs
+fi
 
 python3 - "$M/counts.json" <<PY
 import json, sys
@@ -243,7 +294,10 @@ print(json.dumps({
     "changed_files_source": "$source",
     "rsync_bytes": $rsync_sent + $rsync_recv,
     "rsync_sent": $rsync_sent, "rsync_received": $rsync_recv,
-    "rsync_seconds": round($end - $start, 2),
+    "rsync_seconds": $rsync_secs, "rsync_mode": "$rsync_mode",
+    "rsync_quick_bytes": $quick_sent + $quick_recv, "rsync_quick_stale_files": $quick_stale,
+    "rsync_checksum_bytes": $checksum_sent + $checksum_recv,
+    "rsync_checksum_sent": $checksum_sent, "rsync_checksum_received": $checksum_recv,
     "zstd_patch_bytes": $zstd_bytes,
     "zstd_patch_seconds": $zstd_secs,
     "zstd_patch_max_rss_kib": $zstd_rss,

@@ -73,11 +73,11 @@ struct SignatureParams {
 };
 
 // The block sizes rsync_signature accepts (choose_signature_params keeps to
-// 256 B - 64 KiB; signature rounds go further both ways).
+// 1 KiB - 64 KiB; signature rounds go further both ways).
 constexpr uint32_t kSignatureBlockMin = 64;
 constexpr uint32_t kSignatureBlockMax = 1 << 20;
 
-// Block size ~ sqrt(size) clamped to [256, 64 KiB]; strong sum long enough
+// Block size ~ sqrt(size) clamped to [1 KiB, 64 KiB]; strong sum long enough
 // that a false match across the whole file is below 2^-40 (not the default).
 SignatureParams choose_signature_params(uint64_t basis_size, uint64_t new_size);
 

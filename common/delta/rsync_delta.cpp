@@ -32,7 +32,16 @@ struct RsyncSignature::Impl {
 
 namespace {
 
-constexpr uint32_t kMinBlockLen = 256;
+// At least 1 KiB (rsync's floor is 700 B): below that a block's signature
+// entry (4 + ~9 bytes) costs more than it saves on the files REMOTE mode
+// meets. Files under 1 MiB (sqrt < 1 KiB) change everywhere when recompiled
+// or upgraded, so few small blocks match anyway; where their edits are
+// sparse, signature rounds refine over the unmatched basis bytes. Measured
+// with ds-bench-rounds (BENCHMARKS.md, "REMOTE's signatures against
+// rsync's"): 256 -> 1024 takes signatures + deltas from 4,696,118 to
+// 4,495,326 B on os-update, 1,094,334 to 1,000,130 on deps-bump and
+// 3,664,917 to 3,591,178 on binaries; 768 and 1536 did worse overall.
+constexpr uint32_t kMinBlockLen = 1024;
 constexpr uint32_t kMaxBlockLen = 64 * 1024;
 constexpr uint32_t kMaxStrongLen = RS_MAX_STRONG_SUM_LENGTH;  // 32: a whole BLAKE2b-256
 
@@ -186,7 +195,8 @@ class BoundedSink final : public ByteSink {
 SignatureParams choose_signature_params(uint64_t basis_size, uint64_t new_size) {
   // Block length ~ sqrt(basis size), the classic rsync trade-off between the
   // signature size (basis/block_len entries) and the literal bytes a change
-  // costs in the delta (about one block), rounded to a multiple of 128.
+  // costs in the delta (about one block), rounded to a multiple of 128 and
+  // no smaller than kMinBlockLen (see there).
   auto root = static_cast<uint64_t>(std::sqrt(static_cast<double>(basis_size)));
   uint64_t block = (root + 64) / 128 * 128;
   block = std::clamp<uint64_t>(block, kMinBlockLen, kMaxBlockLen);

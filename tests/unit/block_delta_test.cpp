@@ -216,8 +216,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BlockDeltaShapes,
                          });
 
 TEST(SignatureParams, BlockAndStrongLengths) {
-  EXPECT_EQ(choose_signature_params(0, 0).block_len, 256u);
-  EXPECT_EQ(choose_signature_params(1000, 1000).block_len, 256u);
+  // At least 1 KiB (below, signature entries cost more than they save), then
+  // ~sqrt(size) in multiples of 128.
+  EXPECT_EQ(choose_signature_params(0, 0).block_len, 1024u);
+  EXPECT_EQ(choose_signature_params(1000, 1000).block_len, 1024u);
+  EXPECT_EQ(choose_signature_params(512 * 1024, 512 * 1024).block_len, 1024u);
+  EXPECT_EQ(choose_signature_params(kMiB, kMiB).block_len, 1024u);
+  EXPECT_EQ(choose_signature_params(4 * kMiB, 4 * kMiB).block_len, 2048u);
   EXPECT_EQ(choose_signature_params(1ull << 40, 1).block_len, 65536u);
   SignatureParams p = choose_signature_params(80 * kMiB, 80 * kMiB);
   EXPECT_GE(p.block_len, 8192u);
