@@ -154,14 +154,23 @@ class Connection {
 
   // Reads the rest of a buffer_body response (the header has been read):
   // each chunk goes to `on_data`; returns when the message is complete.
+  // `eager`: hands on whatever has arrived (async_read_some), for streams
+  // of small messages such as events; otherwise each chunk is filled
+  // (async_read), for bulk bodies.
   template <class OnData>
-  Status read_body_chunks(http::response_parser<http::buffer_body>& parser, OnData&& on_data) {
+  Status read_body_chunks(http::response_parser<http::buffer_body>& parser, OnData&& on_data,
+                          bool eager = false) {
     std::string chunk(kIoChunk, '\0');
     while (!parser.is_done()) {
       parser.get().body().data = chunk.data();
       parser.get().body().size = chunk.size();
-      error_code ec = run(
-          [&](auto handler) { http::async_read(stream_, buffer_, parser, std::move(handler)); });
+      error_code ec = run([&](auto handler) {
+        if (eager) {
+          http::async_read_some(stream_, buffer_, parser, std::move(handler));
+        } else {
+          http::async_read(stream_, buffer_, parser, std::move(handler));
+        }
+      });
       if (ec == http::error::need_buffer) ec = {};
       DS_RETURN_IF_ERROR(check(ec, "reading the answer"));
       size_t got = chunk.size() - parser.get().body().size;
@@ -426,22 +435,25 @@ struct DockerApi {
     std::string pending;
     // The first arrival ends the read (kCancelled from on_data, caught here):
     // the caller rescans, and resumes after this event.
-    Status read = connection.read_body_chunks(parser, [&](std::string_view data) -> Status {
-      pending.append(data);
-      size_t newline;
-      while ((newline = pending.find('\n')) != std::string::npos) {
-        auto event =
-            engine_detail::parse_image_event_line(std::string_view(pending).substr(0, newline));
-        pending.erase(0, newline + 1);
-        if (!event) continue;
-        out.changed = true;
-        out.what = event->action + " " + event->actor;
-        if (event->time_ns > 0) out.resume_after_ns = event->time_ns + 1;
-        return make_error(ErrorCode::kCancelled, "seen");
-      }
-      if (pending.size() > kErrorBodyLimit) pending.clear();  // no newline in 1 MiB: not events
-      return ok_status();
-    });
+    Status read = connection.read_body_chunks(
+        parser,
+        [&](std::string_view data) -> Status {
+          pending.append(data);
+          size_t newline;
+          while ((newline = pending.find('\n')) != std::string::npos) {
+            auto event =
+                engine_detail::parse_image_event_line(std::string_view(pending).substr(0, newline));
+            pending.erase(0, newline + 1);
+            if (!event) continue;
+            out.changed = true;
+            out.what = event->action + " " + event->actor;
+            if (event->time_ns > 0) out.resume_after_ns = event->time_ns + 1;
+            return make_error(ErrorCode::kCancelled, "seen");
+          }
+          if (pending.size() > kErrorBodyLimit) pending.clear();  // no newline in 1 MiB: not events
+          return ok_status();
+        },
+        /*eager=*/true);
     connection.close();
     if (!read && !out.changed) return std::unexpected(std::move(read.error()));
     return out;
