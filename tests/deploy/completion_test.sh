@@ -205,6 +205,8 @@ expect 'deltarecvd --log-level=i' info
 expect 'deltarecvd --list' --listen
 expect_has 'deltarecvd --listen ' 0.0.0.0:7443
 expect 'deltarecvd --store-budget ' # a size: nothing
+expect 'deltarecvd --index-engine-share ' # a percentage: nothing
+expect_has 'deltarecvd --no-' --no-index-engine
 expect_has 'deltarecvd --' --listen --cert --key --ca --store --store-budget --allow-client \
   --max-sessions --io-timeout --engine --log-level --config
 expect_has 'deltarecvd apply --' --json --quiet --engine --log-level --config
