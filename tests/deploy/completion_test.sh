@@ -225,7 +225,8 @@ cd / || exit 1
 # ---- every option and subcommand of --help is offered
 # help_options BINARY [SUBCOMMAND]: the options --help lists, one a line
 help_options() {
-  "$@" --help | sed -n 's/^  \(-[^ ]*\).*/\1/p' | sed 's/=.*//' | tr ',' '\n'
+  # CLI11 shows a flag's negation with its value: --a,--no-a{false}
+  "$@" --help | sed -n 's/^  \(-[^ ]*\).*/\1/p' | tr ',' '\n' | sed 's/[={].*//'
 }
 help_subcommands() {
   "$@" --help | sed -n '/^Subcommands:/,/^$/p' | sed -n 's/^  \([a-z][a-z-]*\) .*/\1/p'
