@@ -87,7 +87,13 @@ void EngineIndexer::run() {
   bool reported_error = false;
   while (!stop_) {
     if (need_scan) {
+      bool first = mode_ == "starting";
       need_scan = !scan(engine);
+      if (first && !need_scan)
+        spdlog::info(
+            "indexer: start-up scan done: {} images indexed, {} held already, {} beyond "
+            "its share; now following the engine's image events",
+            images_indexed_, images_held_, images_over_share_);
       if (stop_) break;
       if (need_scan) {
         if (!sleep_for(options_.retry_interval)) break;

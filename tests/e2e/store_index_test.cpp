@@ -10,7 +10,9 @@
 //     events;
 //   - a small budget: the indexer leaves out what does not fit in its share
 //     and the store stays within it;
-//   - SIGTERM stops the service (indexer included) cleanly, exit 0.
+//   - SIGTERM stops the service (indexer included) cleanly, exit 0: idle
+//     (waiting for events) and in the middle of the start-up scan, whose
+//     cancelled copy leaves no partial layer in the store.
 #include <signal.h>
 
 #include <chrono>
@@ -20,6 +22,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/crypto/digest.h"
 #include "common/io/file.h"
 #include "tests/support/background_process.h"
 #include "tests/support/loopback_receiver.h"
@@ -219,6 +222,31 @@ TEST_F(StoreIndexTest, AStoreAtItsShareDoesNotGrow) {
   ASSERT_TRUE(old.is_object()) << s.dump();
   EXPECT_FALSE(old["in_store"].get<bool>()) << s.dump();
   EXPECT_NE(s["indexer"].get<std::string>().find("beyond its share"), std::string::npos);
+}
+
+TEST_F(StoreIndexTest, SigtermWhileIndexingStopsAtOnceAndKeepsTheStoreWhole) {
+  load_old_into_site();
+  start_receiver("store-term");
+  // Most likely in the middle of the start-up scan's export or copy of OLD.
+  std::this_thread::sleep_for(300ms);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(receiver_->stop(SIGTERM, 20s), 0) << receiver_->log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << receiver_->log();
+  std::string log = receiver_->log();
+  receiver_.reset();
+  // Whatever was in the store then is whole: every layer hashes to its name
+  // (a cancelled copy leaves nothing behind), no temp files left.
+  fs::path layers = temp_->path() / "store-term" / "layers";
+  if (fs::exists(layers)) {
+    for (const auto& entry : fs::directory_iterator(layers)) {
+      std::string name = entry.path().filename().string();
+      if (entry.path().extension() == ".idx") continue;
+      ASSERT_EQ(entry.path().extension(), ".tar") << name << "\n" << log;
+      auto content = read_small_file(entry.path(), 256u << 20);
+      ASSERT_TRUE(content) << content.error().message();
+      EXPECT_EQ(Digest::of(*content).hex() + ".tar", name) << log;
+    }
+  }
 }
 
 }  // namespace
