@@ -92,7 +92,7 @@ void EngineIndexer::run() {
       if (first && !need_scan)
         spdlog::info(
             "indexer: start-up scan done: {} images indexed, {} held already, {} beyond "
-            "its share; now following the engine's image events",
+            "its share; now waiting for new images",
             images_indexed_, images_held_, images_over_share_);
       if (stop_) break;
       if (need_scan) {
