@@ -62,6 +62,21 @@ int main(int argc, char** argv) {
   app.add_option("--io-timeout", serve.io_timeout_seconds,
                  "seconds a peer may take to send or take one frame")
       ->capture_default_str();
+  // The background indexer (receiver/service/engine_indexer.h).
+  app.add_flag("--index-engine,!--no-index-engine", serve.index_engine,
+               "index the engine's images into the store at start-up and when the engine "
+               "reports a new one, so a first sender finds its basis there (config: "
+               "index-engine = false turns it off)")
+      ->capture_default_str();
+  app.add_option("--index-engine-share", serve.index_share_percent,
+                 "percent of --store-budget the indexer may fill the store up to")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  app.add_option("--index-poll-interval", serve.index_poll_interval_seconds,
+                 "seconds between scans of the engine's image list where it gives no image "
+                 "events (containerd)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
   // Pull mode (receiver/pull/): the registry and what to watch.
   deltasync::RegistryOptions registry;
   app.add_option("--watch", serve.watch,

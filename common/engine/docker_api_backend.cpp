@@ -15,6 +15,16 @@
 // header (the older of the engine's and kMaxApiVersion) and used as the path
 // prefix ("/v1.41/images/..."), like the docker CLI does.
 //
+// Cancellation (EngineOptions::cancel): while an operation runs, the
+// io_context is run in 100 ms slices and the flag checked between them; once
+// it is set the stream's pending operation is cancelled and the call ends
+// with kCancelled. That is how the service's indexer leaves an export or an
+// idle event stream at once on SIGTERM.
+//
+// Image events (wait_image_event): GET /events with since/until, so each wait
+// is one bounded request that the engine itself ends at `until`; the first
+// image arrival ends it early. Lines are parsed by image_events.h.
+//
 // Thread safety: as the header says, one call at a time per client (the
 // negotiated version is cached in the client without a lock).
 #include "common/engine/engine_backend.h"
@@ -23,6 +33,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <limits>
@@ -39,6 +50,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/engine/engine_detail.h"
+#include "common/engine/image_events.h"
 
 namespace deltasync {
 
@@ -93,6 +105,7 @@ class Connection {
       stream_.async_connect(net::local::stream_protocol::endpoint(path), std::move(handler));
     });
     if (ec) {
+      if (cancelled_) return check(ec, "connecting");
       if (ec == beast::error::timeout) return std::unexpected(timeout_error("connecting"));
       std::string hint = ec == net::error::access_denied
                              ? " (run as root or as a member of the socket's group, e.g. docker)"
@@ -141,14 +154,23 @@ class Connection {
 
   // Reads the rest of a buffer_body response (the header has been read):
   // each chunk goes to `on_data`; returns when the message is complete.
+  // `eager`: hands on whatever has arrived (async_read_some), for streams
+  // of small messages such as events; otherwise each chunk is filled
+  // (async_read), for bulk bodies.
   template <class OnData>
-  Status read_body_chunks(http::response_parser<http::buffer_body>& parser, OnData&& on_data) {
+  Status read_body_chunks(http::response_parser<http::buffer_body>& parser, OnData&& on_data,
+                          bool eager = false) {
     std::string chunk(kIoChunk, '\0');
     while (!parser.is_done()) {
       parser.get().body().data = chunk.data();
       parser.get().body().size = chunk.size();
-      error_code ec = run(
-          [&](auto handler) { http::async_read(stream_, buffer_, parser, std::move(handler)); });
+      error_code ec = run([&](auto handler) {
+        if (eager) {
+          http::async_read_some(stream_, buffer_, parser, std::move(handler));
+        } else {
+          http::async_read(stream_, buffer_, parser, std::move(handler));
+        }
+      });
       if (ec == http::error::need_buffer) ec = {};
       DS_RETURN_IF_ERROR(check(ec, "reading the answer"));
       size_t got = chunk.size() - parser.get().body().size;
@@ -184,19 +206,34 @@ class Connection {
 
  private:
   // Starts one asynchronous operation and runs the io_context until it
-  // completes or its deadline cancels it.
+  // completes, its deadline cancels it, or options_.cancel is set.
   template <class Initiate>
   error_code run(Initiate&& initiate) {
     error_code result = net::error::would_block;
     stream_.expires_after(options_.io_timeout);
     initiate([&result](error_code ec, auto&&...) { result = ec; });
     ioc_.restart();
-    ioc_.run();
+    if (options_.cancel == nullptr) {
+      ioc_.run();
+      return result;
+    }
+    while (!ioc_.stopped()) {
+      if (options_.cancel->load()) {
+        cancelled_ = true;
+        stream_.cancel();
+        ioc_.run();  // the handler runs with operation_aborted
+        break;
+      }
+      ioc_.run_for(std::chrono::milliseconds(100));
+    }
     return result;
   }
 
   Status check(error_code ec, std::string_view step) const {
     if (!ec) return ok_status();
+    if (cancelled_)
+      return make_error(ErrorCode::kCancelled, "stopped while " + std::string(step) + " (" + what_ +
+                                                   ", engine " + options_.address + ")");
     if (ec == beast::error::timeout) return std::unexpected(timeout_error(step));
     return make_error(ErrorCode::kUnavailable,
                       "lost the connection to the engine at " + options_.address + " while " +
@@ -208,6 +245,7 @@ class Connection {
   net::io_context ioc_;
   beast::basic_stream<net::local::stream_protocol> stream_;
   beast::flat_buffer buffer_;
+  bool cancelled_ = false;
 };
 
 struct SmallResponse {
@@ -371,6 +409,56 @@ struct DockerApi {
     return ok_status();
   }
 
+  Result<ImageEventWait> wait_image_event(int64_t since_ns, std::chrono::seconds window) {
+    DS_ASSIGN_OR_RETURN(std::string api, prefix());
+    const std::string what = "image events";
+    int64_t until_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           (std::chrono::system_clock::now() + window).time_since_epoch())
+                           .count();
+    Connection connection(options, what);
+    DS_RETURN_IF_ERROR(connection.connect());
+    http::request<http::empty_body> request{
+        http::verb::get, api + engine_detail::image_events_target(since_ns, until_ns), 11};
+    set_common_headers(request);
+    request.prepare_payload();
+    DS_RETURN_IF_ERROR(connection.write(request));
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    DS_RETURN_IF_ERROR(connection.read_header(parser));
+    unsigned status = parser.get().result_int();
+    if (status != 200) {
+      DS_ASSIGN_OR_RETURN(std::string body, connection.read_body_string(parser, kErrorBodyLimit));
+      return std::unexpected(http_error(status, body, what, {}));
+    }
+    ImageEventWait out;
+    out.resume_after_ns = until_ns;
+    std::string pending;
+    // The first arrival ends the read (kCancelled from on_data, caught here):
+    // the caller rescans, and resumes after this event.
+    Status read = connection.read_body_chunks(
+        parser,
+        [&](std::string_view data) -> Status {
+          pending.append(data);
+          size_t newline;
+          while ((newline = pending.find('\n')) != std::string::npos) {
+            auto event =
+                engine_detail::parse_image_event_line(std::string_view(pending).substr(0, newline));
+            pending.erase(0, newline + 1);
+            if (!event) continue;
+            out.changed = true;
+            out.what = event->action + " " + event->actor;
+            if (event->time_ns > 0) out.resume_after_ns = event->time_ns + 1;
+            return make_error(ErrorCode::kCancelled, "seen");
+          }
+          if (pending.size() > kErrorBodyLimit) pending.clear();  // no newline in 1 MiB: not events
+          return ok_status();
+        },
+        /*eager=*/true);
+    connection.close();
+    if (!read && !out.changed) return std::unexpected(std::move(read.error()));
+    return out;
+  }
+
   Result<std::vector<std::string>> load_image(ByteSource& archive) {
     DS_ASSIGN_OR_RETURN(std::string api, prefix());
     const std::string what = "image load";
@@ -456,6 +544,7 @@ class DockerApiBackend final : public EngineBackend {
   Result<std::vector<std::string>> load_image(ByteSource& archive) override;
   Status tag_image(const std::string& source, const std::string& target) override;
   Status remove_image(const std::string& name, bool force) override;
+  Result<ImageEventWait> wait_image_event(int64_t since_ns, std::chrono::seconds window) override;
 
  private:
   EngineOptions options_;
@@ -580,6 +669,12 @@ Status DockerApiBackend::remove_image(const std::string& name, bool force) {
                                   image_not_found(name, options_.address)));
     return ok_status();
   });
+}
+
+Result<ImageEventWait> DockerApiBackend::wait_image_event(int64_t since_ns,
+                                                          std::chrono::seconds window) {
+  return guarded(options_.address, "image events",
+                 [&]() { return impl_.wait_image_event(since_ns, window); });
 }
 
 std::unique_ptr<EngineBackend> make_docker_api_backend(EngineOptions options) {

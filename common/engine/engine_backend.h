@@ -34,6 +34,11 @@ class EngineBackend {
   virtual Result<std::vector<std::string>> load_image(ByteSource& archive) = 0;
   virtual Status tag_image(const std::string& source, const std::string& target) = 0;
   virtual Status remove_image(const std::string& name, bool force) = 0;
+  virtual Result<ImageEventWait> wait_image_event(int64_t since_ns, std::chrono::seconds window) {
+    (void)since_ns;
+    (void)window;
+    return make_error(ErrorCode::kUnsupported, "this engine's API gives no image events here");
+  }
   virtual Result<bool> has_blob(const std::string& digest) {
     (void)digest;
     return false;

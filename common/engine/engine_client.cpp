@@ -128,6 +128,11 @@ Status EngineClient::tag_image(const std::string& source, const std::string& tar
 Status EngineClient::remove_image(const std::string& name, bool force) {
   return backend_->remove_image(name, force);
 }
+Result<ImageEventWait> EngineClient::wait_image_event(int64_t since_ns,
+                                                      std::chrono::seconds window) {
+  return backend_->wait_image_event(since_ns, window);
+}
+
 Result<bool> EngineClient::has_blob(const std::string& digest) {
   return backend_->has_blob(digest);
 }

@@ -22,6 +22,7 @@
 //    (is dockerd running? set --engine or DOCKER_HOST)"
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -41,6 +42,11 @@ struct EngineOptions {
   std::string address;
   // Deadline for connecting and for each read/write while streaming.
   std::chrono::seconds io_timeout{300};
+  // Borrowed, may be null; must outlive the client. When it turns true, a
+  // call in progress on the Docker API (an export, an event wait) ends
+  // within about 100 ms with ErrorCode::kCancelled, its connection closed.
+  // What the service's background indexer stops with on SIGTERM.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // --engine value if non-empty, else $DOCKER_HOST, else the first of these
@@ -96,6 +102,15 @@ struct EngineImageSummary {
   int64_t created = 0;
 };
 
+// What wait_image_event() saw.
+struct ImageEventWait {
+  bool changed = false;  // an image was loaded, pulled, imported or tagged
+  std::string what;      // "load sha256:..", "tag app:2", for the log
+  // Where the next wait resumes (Unix time in ns; events after it only), so
+  // that nothing between two waits is missed.
+  int64_t resume_after_ns = 0;
+};
+
 struct EngineImageDetail {
   std::string id;                      // "sha256:<hex>", the engine's ID as above
   std::vector<std::string> repo_tags;  // Docker's form, as above
@@ -145,6 +160,15 @@ class EngineClient {
   Status tag_image(const std::string& source, const std::string& target);
   // Removes the name (or the image, given its ID); tests and housekeeping.
   Status remove_image(const std::string& name, bool force);
+  // Waits up to `window` for the engine to report an image loaded, pulled,
+  // imported or tagged after `since_ns` (Unix time in ns; the engine replays
+  // recent events, so nothing between two calls is lost): the Docker API's
+  // GET /events with since/until and an image filter (Podman's compatible
+  // service too). Returns at the first such event (changed), or when the
+  // window has passed (not changed). kUnsupported on containerd, whose
+  // events service is not in the generated API here (proto/containerd/):
+  // callers poll the image list instead. Window must be below io_timeout.
+  Result<ImageEventWait> wait_image_event(int64_t since_ns, std::chrono::seconds window);
   // Whether the engine's content store holds blob `digest` ("sha256:<hex>");
   // false on engines whose load cannot reuse blobs (see EngineInfo).
   Result<bool> has_blob(const std::string& digest);

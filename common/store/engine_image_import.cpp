@@ -7,9 +7,30 @@
 
 namespace deltasync {
 
+namespace {
+
+// Ends a copy with kCancelled once `cancel` is set.
+class CancellableSource final : public ByteSource {
+ public:
+  CancellableSource(ByteSource& inner, const std::atomic<bool>* cancel)
+      : inner_(inner), cancel_(cancel) {}
+  Result<size_t> read(std::span<char> buffer) override {
+    if (cancel_ != nullptr && cancel_->load())
+      return make_error(ErrorCode::kCancelled, "stopped while copying a layer into the store");
+    return inner_.read(buffer);
+  }
+
+ private:
+  ByteSource& inner_;
+  const std::atomic<bool>* cancel_;
+};
+
+}  // namespace
+
 Result<EngineImageImport> import_engine_image(LayerStore& store, EngineClient& engine,
                                               const std::string& engine_id,
-                                              const std::vector<Digest>& expected_chain) {
+                                              const std::vector<Digest>& expected_chain,
+                                              const std::atomic<bool>* cancel) {
   ImageRef ref;
   ref.transport = ImageRef::Transport::kEngine;
   ref.location = engine_id;
@@ -24,9 +45,10 @@ Result<EngineImageImport> import_engine_image(LayerStore& store, EngineClient& e
   DS_RETURN_IF_ERROR(store.link_engine_image(engine_id, out.config_digest));
   for (size_t i = 0; i < out.chain.size(); ++i) {
     if (store.has(out.chain[i])) continue;
-    DS_ASSIGN_OR_RETURN(auto source, image->open_layer(i));
+    DS_ASSIGN_OR_RETURN(auto opened, image->open_layer(i));
+    CancellableSource source(*opened, cancel);
     DS_ASSIGN_OR_RETURN(StoredLayer layer,
-                        store.import(*source, out.chain[i],
+                        store.import(source, out.chain[i],
                                      "layer " + std::to_string(i + 1) + " (" +
                                          out.chain[i].short_str() + ") of " + engine_id));
     ++out.layers_imported;

@@ -8,6 +8,7 @@
 // the store may be shared (its methods are thread-safe).
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -28,8 +29,12 @@ struct EngineImageImport {
 // `expected_chain` (may be empty: anything) must equal the exported image's
 // diff_ids, else kEngine "changed meanwhile". The config is written to the
 // store, and the engine's Id linked to it (LayerStore::link_engine_image).
+// `cancel` (borrowed, may be null): once true, the layer being copied stops
+// within one read with kCancelled and nothing half-written stays in the
+// store (the export itself stops through EngineOptions::cancel).
 Result<EngineImageImport> import_engine_image(LayerStore& store, EngineClient& engine,
                                               const std::string& engine_id,
-                                              const std::vector<Digest>& expected_chain = {});
+                                              const std::vector<Digest>& expected_chain = {},
+                                              const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace deltasync

@@ -22,13 +22,14 @@ _deltarecvd_opts_global='-h --help --config --engine --log-level'
 # The service (no subcommand).
 _deltarecvd_opts_serve='--listen --cert --key --ca --store --store-budget --allow-client
   --max-sessions --io-timeout --trusted-key --watch --poll-interval --registry-ca --registry-auth
-  --registry-insecure --allow-unsigned-deltas'
+  --registry-insecure --allow-unsigned-deltas --index-engine --no-index-engine --index-engine-share
+  --index-poll-interval'
 _deltarecvd_opts_apply='--allow-unsigned --json -q --quiet'
 _deltarecvd_opts_pull='--attempts --platform --allow-unsigned --no-full-pull --json -q --quiet'
 # Options whose value is the next word.
 _deltarecvd_opts_with_value='--config --engine --log-level --listen --cert --key --ca --store
   --store-budget --allow-client --max-sessions --io-timeout --trusted-key --watch --poll-interval
-  --registry-ca --registry-auth --platform --attempts'
+  --registry-ca --registry-auth --platform --attempts --index-engine-share --index-poll-interval'
 
 # As _deltasend_join_words in deltasend's completion: COMP_WORDS with the
 # pieces split off at ':' and '=' joined again, into words and cword.
@@ -141,7 +142,7 @@ _deltarecvd() {
       _deltarecvd_reply "$cur" "$prefix" 0.0.0.0:7443 '[::]:7443'
       return
       ;;
-    --store-budget | --allow-client | --max-sessions | --io-timeout | --watch | --poll-interval | --platform | --attempts)
+    --store-budget | --allow-client | --max-sessions | --io-timeout | --watch | --poll-interval | --platform | --attempts | --index-engine-share | --index-poll-interval)
       return # a size, a name or a number: nothing to offer
       ;;
   esac

@@ -15,6 +15,7 @@
 #include "common/protocol/wire_channel.h"
 #include "common/store/layer_store.h"
 #include "common/system/service_notify.h"
+#include "receiver/service/engine_indexer.h"
 #include "receiver/service/session.h"
 
 namespace deltasync {
@@ -66,6 +67,24 @@ WatchOptions watch_options(const ServeOptions& options, const std::string& engin
   return watch;
 }
 
+// The background indexer, unless turned off. Stopped (its export or event
+// wait cancelled) when the returned pointer is reset or destroyed.
+std::unique_ptr<EngineIndexer> start_indexer(const ServeOptions& options,
+                                             const std::string& engine_address,
+                                             ServiceState& state) {
+  if (!options.index_engine) {
+    spdlog::info("indexer: off (--no-index-engine); a basis is exported when a session needs it");
+    return nullptr;
+  }
+  IndexerOptions indexing;
+  indexing.engine_address = engine_address;
+  indexing.share_percent = options.index_share_percent;
+  indexing.poll_interval = std::chrono::seconds(std::max(1, options.index_poll_interval_seconds));
+  auto indexer = std::make_unique<EngineIndexer>(std::move(indexing), state);
+  indexer->start();
+  return indexer;
+}
+
 // Pull mode alone: no listener; the watch loop runs until SIGTERM/SIGINT.
 Status run_pull_service(const ServeOptions& options, const std::string& engine_address,
                         LayerStore* store) {
@@ -76,6 +95,10 @@ Status run_pull_service(const ServeOptions& options, const std::string& engine_a
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // the loop's thread inherits it
   WatchLoop loop(watch_options(options, engine_address, store));
   loop.start();
+  ServiceState state;
+  state.store = store;
+  state.engine_address = engine_address;
+  auto indexer = start_indexer(options, engine_address, state);
   std::string ready = "pull mode, store " + options.store + ", engine " + engine_address;
   spdlog::info("{}", ready);
   notify_ready(ready);
@@ -89,6 +112,7 @@ Status run_pull_service(const ServeOptions& options, const std::string& engine_a
   }
   spdlog::info("signal {}: stopping", received);
   notify_stopping();
+  indexer.reset();
   loop.stop();
   spdlog::info("stopped");
   return ok_status();
@@ -179,8 +203,14 @@ Status run_serve_command(const ServeOptions& options) {
     watch = std::make_unique<WatchLoop>(std::move(watching));
     watch->start();
   }
+  // After the listener is up: a sender that comes meanwhile is served (its
+  // basis exported by its session, or waited for when the indexer has it).
+  auto indexer = start_indexer(options, engine_address, state);
   server->run();
   notify_stopping();
+  // A session waiting for the indexer's import of its basis held run() up
+  // until that import ended; the next one is cancelled here.
+  indexer.reset();
   if (watch) watch->stop();
   running = false;
   if (watchdog.joinable()) watchdog.join();

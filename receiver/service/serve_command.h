@@ -28,6 +28,12 @@ struct ServeOptions {
   std::vector<std::string> watch;
   int poll_interval_seconds = 300;
   PullOptions pull;  // registry access and signature trust for the rounds
+  // The background indexer (engine_indexer.h): the engine's images brought
+  // into the store at start-up and on its image events, within
+  // index_share_percent of the store's budget.
+  bool index_engine = true;
+  unsigned index_share_percent = 50;
+  int index_poll_interval_seconds = 30;  // engines without image events
   bool listener() const { return !identity.certificate.empty(); }
 };
 

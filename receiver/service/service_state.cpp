@@ -2,24 +2,6 @@
 
 namespace deltasync {
 
-std::unique_lock<std::timed_mutex> ImageLocks::lock(const std::string& image_id,
-                                                    const std::function<void()>& waiting,
-                                                    std::chrono::milliseconds interval) {
-  std::shared_ptr<std::timed_mutex> mutex;
-  {
-    std::lock_guard guard(mutex_);
-    auto& slot = locks_[image_id];
-    if (!slot) slot = std::make_shared<std::timed_mutex>();
-    mutex = slot;
-  }
-  std::unique_lock<std::timed_mutex> lock(*mutex, std::defer_lock);
-  while (!lock.try_lock_for(interval)) {
-    if (waiting) waiting();
-  }
-  // The map keeps the mutex alive; it is tiny and bounded by images seen.
-  return lock;
-}
-
 void ServiceState::record_transfer(std::string line) {
   std::lock_guard guard(recent_mutex_);
   recent_.push_back(std::move(line));
@@ -41,6 +23,16 @@ std::vector<std::string> ServiceState::polls() const {
   std::vector<std::string> out;
   for (const auto& [reference, line] : polls_) out.push_back(line);
   return out;
+}
+
+void ServiceState::record_indexer(std::string line) {
+  std::lock_guard guard(recent_mutex_);
+  indexer_ = std::move(line);
+}
+
+std::string ServiceState::indexer() const {
+  std::lock_guard guard(recent_mutex_);
+  return indexer_;
 }
 
 }  // namespace deltasync

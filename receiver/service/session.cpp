@@ -21,7 +21,6 @@
 #include "common/protocol/distribution_codec.h"
 #include "common/protocol/signature_ask_codec.h"
 #include "common/protocol/wire_channel.h"
-#include "common/store/engine_image_import.h"
 #include "receiver/service/basis_choice.h"
 
 namespace deltasync {
@@ -222,6 +221,9 @@ class Session {
     reply.set_active_sessions(state_.active_sessions.load());
     for (const auto& line : state_.recent_transfers()) reply.add_recent(line);
     for (const auto& line : state_.polls()) reply.add_watching(line);
+    reply.set_indexer(state_.indexer());
+    reply.set_session_exports(state_.basis_imports.exports(BasisImports::Who::kSession));
+    reply.set_indexer_exports(state_.basis_imports.exports(BasisImports::Who::kIndexer));
     EngineClient engine(EngineOptions{state_.engine_address});
     reply.set_engine_ok(static_cast<bool>(engine.ping()));
     if (auto info = engine.info()) reply.set_image_store(info->describe());
@@ -236,6 +238,13 @@ class Session {
           }
           for (const auto& tag : image.repo_tags)
             if (tag != "<none>:<none>") out->add_tags(tag);
+          if (auto detail = engine.inspect_image(image.id)) {
+            std::vector<Digest> chain;
+            for (const auto& text : detail->diff_ids)
+              if (auto d = Digest::parse(text)) chain.push_back(*d);
+            if (chain.size() == detail->diff_ids.size())
+              out->set_in_store(BasisImports::held(*state_.store, image.id, chain).has_value());
+          }
         }
       }
     }
@@ -271,16 +280,25 @@ class Session {
       basis_config_ = state_.store->read_config(basis_id);
     }
     if (!missing.empty() || !basis_config_) {
-      spdlog::info("{}exporting basis {} ({}) from the engine", log_prefix_, choice_.reference,
-                   choice_.engine_id);
+      // Through BasisImports: when the background indexer is importing this
+      // image, wait for it rather than export it a second time.
       EngineClient engine(EngineOptions{state_.engine_address});
       DS_ASSIGN_OR_RETURN(
-          EngineImageImport imported,
-          import_engine_image(*state_.store, engine, choice_.engine_id, choice_.chain));
-      if (!choice_.image_id.empty() && choice_.image_id != imported.config_digest.str())
+          BasisImports::Outcome got,
+          state_.basis_imports.ensure(
+              *state_.store, engine, choice_.engine_id, choice_.chain, BasisImports::Who::kSession,
+              [&] {
+                spdlog::info("{}waiting for the indexer's import of basis {} ({})", log_prefix_,
+                             choice_.reference, choice_.engine_id);
+              },
+              [&] {
+                spdlog::info("{}exporting basis {} ({}) from the engine", log_prefix_,
+                             choice_.reference, choice_.engine_id);
+              }));
+      if (!choice_.image_id.empty() && choice_.image_id != got.config_digest.str())
         return make_error(ErrorCode::kEngine, "basis " + choice_.engine_id + " changed meanwhile");
-      choice_.image_id = imported.config_digest.str();
-      basis_config_ = std::move(imported.config);
+      choice_.image_id = got.config_digest.str();
+      basis_config_ = std::move(got.config);
     }
     for (const auto& d : choice_.chain) {
       DS_ASSIGN_OR_RETURN(StoredLayer layer, state_.store->open_layer(d));

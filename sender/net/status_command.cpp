@@ -31,7 +31,8 @@ Status run_status_command(const StatusCommandOptions& options) {
           {{"image_id", image.image_id()},
            {"engine_image_id",
             image.engine_image_id().empty() ? image.image_id() : image.engine_image_id()},
-           {"tags", std::vector<std::string>(image.tags().begin(), image.tags().end())}});
+           {"tags", std::vector<std::string>(image.tags().begin(), image.tags().end())},
+           {"in_store", image.in_store()}});
     }
     nlohmann::json out = {
         {"receiver", options.to},
@@ -46,7 +47,10 @@ Status run_status_command(const StatusCommandOptions& options) {
         {"active_sessions", reply.active_sessions()},
         {"images", images},
         {"recent", std::vector<std::string>(reply.recent().begin(), reply.recent().end())},
-        {"watching", std::vector<std::string>(reply.watching().begin(), reply.watching().end())}};
+        {"watching", std::vector<std::string>(reply.watching().begin(), reply.watching().end())},
+        {"indexer", reply.indexer()},
+        {"session_exports", reply.session_exports()},
+        {"indexer_exports", reply.indexer_exports()}};
     std::printf("%s\n", out.dump(2).c_str());
   } else {
     std::printf("%s (%s): %s\n", options.to.c_str(), reply.receiver_version().c_str(),
@@ -60,9 +64,13 @@ Status run_status_command(const StatusCommandOptions& options) {
     for (const auto& image : reply.images()) {
       std::string tags;
       for (const auto& tag : image.tags()) tags += (tags.empty() ? "" : ", ") + tag;
-      std::printf("    %s  %s\n", image.image_id().substr(0, 19).c_str(),
-                  tags.empty() ? "<untagged>" : tags.c_str());
+      std::printf("    %s  %s%s\n", image.image_id().substr(0, 19).c_str(),
+                  tags.empty() ? "<untagged>" : tags.c_str(),
+                  image.in_store() ? "  (in store)" : "");
     }
+    if (!reply.indexer().empty()) std::printf("  indexer: %s\n", reply.indexer().c_str());
+    std::printf("  exports from the engine: %u by sessions, %u by the indexer\n",
+                reply.session_exports(), reply.indexer_exports());
     if (reply.watching_size() > 0) {
       std::printf("  pull mode, last poll of each watched tag:\n");
       for (const auto& line : reply.watching()) std::printf("    %s\n", line.c_str());

@@ -205,6 +205,8 @@ expect 'deltarecvd --log-level=i' info
 expect 'deltarecvd --list' --listen
 expect_has 'deltarecvd --listen ' 0.0.0.0:7443
 expect 'deltarecvd --store-budget ' # a size: nothing
+expect 'deltarecvd --index-engine-share ' # a percentage: nothing
+expect_has 'deltarecvd --no-' --no-index-engine
 expect_has 'deltarecvd --' --listen --cert --key --ca --store --store-budget --allow-client \
   --max-sessions --io-timeout --engine --log-level --config
 expect_has 'deltarecvd apply --' --json --quiet --engine --log-level --config
@@ -223,7 +225,8 @@ cd / || exit 1
 # ---- every option and subcommand of --help is offered
 # help_options BINARY [SUBCOMMAND]: the options --help lists, one a line
 help_options() {
-  "$@" --help | sed -n 's/^  \(-[^ ]*\).*/\1/p' | sed 's/=.*//' | tr ',' '\n'
+  # CLI11 shows a flag's negation with its value: --a,--no-a{false}
+  "$@" --help | sed -n 's/^  \(-[^ ]*\).*/\1/p' | tr ',' '\n' | sed 's/[={].*//'
 }
 help_subcommands() {
   "$@" --help | sed -n '/^Subcommands:/,/^$/p' | sed -n 's/^  \([a-z][a-z-]*\) .*/\1/p'

@@ -10,7 +10,11 @@
 //   - an image is read back (its layers verified) from the content store;
 //   - containerd as the build host too: `deltasend bundle` reads both images
 //     from the content store, `deltarecvd apply` brings the target back
-//     under its own Id (the manifest digest: every blob rebuilt and checked).
+//     under its own Id (the manifest digest: every blob rebuilt and checked);
+//   - the service's background indexer on containerd, which gives no image
+//     events here: an image loaded after start-up is indexed by polling.
+#include <signal.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -24,6 +28,7 @@
 #include "common/image/image.h"
 #include "common/io/file.h"
 #include "tests/support/ctr_cli.h"
+#include "tests/support/loopback_receiver.h"
 #include "tests/support/test_engines.h"
 #include "tests/support/test_files.h"
 
@@ -214,6 +219,34 @@ TEST_F(ContainerdEngineTest, BundleFromAContainerdBuildHostRestoresTheSameId) {
   EXPECT_EQ(seen.target, manifest.str()) << applied.output;
   EXPECT_EQ(seen.config, Digest::of(config_for({base_, top_})).str());
   EXPECT_EQ(ctr_unpack_problem(engine_, tag_ + ":2"), "");
+}
+
+TEST_F(ContainerdEngineTest, ServiceIndexesAnImageLoadedLaterByPolling) {
+  auto made =
+      testing::run_command({MAKE_CERTS_SCRIPT, (temp_->path() / "pki").string(), "--receiver-name",
+                            "localhost", "--receiver-ip", "127.0.0.1", "--sender-name", "build-1"});
+  ASSERT_TRUE(made.ok()) << made.error_output;
+  std::optional<testing::BackgroundProcess> receiver;
+  std::string port;
+  ASSERT_TRUE(testing::start_loopback_receiver({DELTARECVD_BINARY,
+                                                temp_->path() / "pki",
+                                                temp_->path() / "store",
+                                                engine_,
+                                                {"--index-poll-interval", "1"},
+                                                temp_->path() / "receiver.log"},
+                                               receiver, port));
+  ASSERT_TRUE(
+      receiver->wait_for_log("polling the engine's image list every 1s", std::chrono::seconds(30)))
+      << receiver->log();
+  auto loaded = load(oci_archive({base_, top_}, tag_ + ":1", {}));
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  EXPECT_TRUE(receiver->wait_for_log("indexer: indexed " + tag_ + ":1", std::chrono::seconds(30)))
+      << receiver->log();
+  for (const auto& tar : {base_, top_})
+    EXPECT_TRUE(std::filesystem::exists(temp_->path() / "store" / "layers" /
+                                        (Digest::of(tar).hex() + ".tar")))
+        << receiver->log();
+  EXPECT_EQ(receiver->stop(SIGTERM), 0) << receiver->log();
 }
 
 }  // namespace
